@@ -1,0 +1,51 @@
+"""Every script in examples/ runs, as a user would run it, on a fresh embedded store."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.py"))
+EXPECTED = {
+    "quickstart.py": ["run_id=", "val_auc="],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", EXAMPLES, ids=[p.name for p in EXAMPLES])
+def test_example_runs(script: Path, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TRACKED_", "MLFLOW_"))}
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    for expected in EXPECTED.get(script.name, []):
+        assert expected in done.stdout, done.stdout
+    assert (tmp_path / "mlflow.db").exists()  # the embedded default store, in the working dir
+
+
+def test_quickstart_run_has_params_metrics_and_git_tags(tmp_path: Path) -> None:
+    script = Path(__file__).parent.parent / "examples" / "quickstart.py"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TRACKED_", "MLFLOW_"))}
+    done = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    values = dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
+    import mlflow
+
+    run = mlflow.MlflowClient(values["tracking_uri"]).get_run(values["run_id"])
+    assert run.data.params["max_depth"] == "6"
+    assert run.data.metrics["val_auc"] == pytest.approx(float(values["val_auc"]), abs=1e-3)
+    if (script.parent.parent / ".git").exists():
+        assert len(run.data.tags["mlflow.source.git.commit"]) == 40
+        assert run.data.tags["tracked.git.dirty"] in ("true", "false")

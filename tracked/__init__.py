@@ -1,0 +1,66 @@
+"""tracked: one decorator or one `with` block records a training run in MLflow.
+
+    import tracked
+
+    @tracked.tracked_training
+    def train(X, y, *, max_depth=3): ...
+
+Importing tracked is cheap: MLflow and the ML frameworks load on first use, not here.
+"""
+
+from tracked.capture.fingerprint import Fingerprint, fingerprint
+from tracked.config import Settings, configure, get_config, reset_defaults
+from tracked.decorator import tracked_training
+from tracked.errors import (
+    AliasNotFoundError,
+    AuthenticationError,
+    CaptureError,
+    ConfigError,
+    FingerprintError,
+    ModelLoggingError,
+    ModelNotFoundError,
+    NamingError,
+    PolicyError,
+    SpoolError,
+    StoreUnavailableError,
+    TrackingError,
+)
+from tracked.models.loading import load_model
+from tracked.registry.policy import Decision, PromotionPolicy, RuleResult, metric
+from tracked.run import TrackedRun, current_run, last_run, log_metrics, log_params, run
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AliasNotFoundError",
+    "AuthenticationError",
+    "CaptureError",
+    "ConfigError",
+    "Decision",
+    "Fingerprint",
+    "FingerprintError",
+    "ModelLoggingError",
+    "ModelNotFoundError",
+    "NamingError",
+    "PolicyError",
+    "PromotionPolicy",
+    "RuleResult",
+    "Settings",
+    "SpoolError",
+    "StoreUnavailableError",
+    "TrackedRun",
+    "TrackingError",
+    "__version__",
+    "configure",
+    "current_run",
+    "fingerprint",
+    "get_config",
+    "last_run",
+    "load_model",
+    "log_metrics",
+    "log_params",
+    "metric",
+    "reset_defaults",
+    "run",
+    "tracked_training",
+]

@@ -1,0 +1,104 @@
+"""Git state of the code that ran: commit, branch, remote (credentials stripped), dirty flag, diff.
+
+Two `git` calls on a clean tree (status + remote), a third for the diff when dirty. Outside a
+repository, or with no git binary, the answer is "no git state" and never an error.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+
+from tracked.capture.secrets import strip_url_credentials
+
+__all__ = ["GitState", "capture_git"]
+
+_TIMEOUT = 10.0
+MAX_DIFF_BYTES = 5 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class GitState:
+    commit: str
+    branch: str | None
+    repo_url: str | None
+    dirty: bool
+    root: str
+    diff: str | None = None  # `git diff HEAD` plus the list of untracked files, when dirty
+    untracked: tuple[str, ...] = field(default_factory=tuple)
+
+    def tags(self) -> dict[str, str]:
+        """MLflow's standard git tags plus tracked's dirty flag."""
+        tags = {
+            "mlflow.source.git.commit": self.commit,
+            "tracked.git.dirty": str(self.dirty).lower(),
+        }
+        if self.branch:
+            tags["mlflow.source.git.branch"] = self.branch
+        if self.repo_url:
+            tags["mlflow.source.git.repoURL"] = self.repo_url
+        return tags
+
+
+def capture_git(path: str | os.PathLike[str] | None = None) -> GitState | None:
+    """The git state of the repository containing `path` (default: working directory)."""
+    cwd = os.fspath(path) if path is not None else os.getcwd()
+    if os.path.isfile(cwd):
+        cwd = os.path.dirname(cwd) or "."
+    if shutil.which("git") is None:
+        return None
+    status = _git(cwd, "status", "--porcelain=v2", "--branch", "--untracked-files=all")
+    if status is None:
+        return None
+    commit, branch, changed, untracked = None, None, False, []
+    for line in status.splitlines():
+        if line.startswith("# branch.oid "):
+            commit = line.split(" ", 2)[2]
+        elif line.startswith("# branch.head "):
+            head = line.split(" ", 2)[2]
+            branch = None if head == "(detached)" else head
+        elif line.startswith("? "):
+            untracked.append(line[2:])
+        elif line and not line.startswith("#"):
+            changed = True
+    if commit is None or commit == "(initial)":
+        return None  # a repository with no commit yet has no state to point at
+    root = (_git(cwd, "rev-parse", "--show-toplevel") or cwd).strip()
+    remote = _git(cwd, "config", "--get", "remote.origin.url")
+    repo_url = strip_url_credentials(remote.strip()) if remote and remote.strip() else None
+    diff = None
+    if changed:
+        diff = _git(cwd, "diff", "HEAD", "--no-color", "--no-ext-diff") or ""
+        if len(diff) > MAX_DIFF_BYTES:
+            diff = diff[:MAX_DIFF_BYTES] + f"\n... diff truncated at {MAX_DIFF_BYTES} bytes\n"
+        if untracked:
+            diff += "\n# untracked files (not in the diff):\n" + "".join(
+                f"#   {name}\n" for name in untracked
+            )
+    return GitState(
+        commit=commit,
+        branch=branch,
+        repo_url=repo_url,
+        dirty=changed,
+        root=root,
+        diff=diff,
+        untracked=tuple(untracked),
+    )
+
+
+def _git(cwd: str, *args: str) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", *args],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=_TIMEOUT,
+            env={**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"},
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout if done.returncode == 0 else None

@@ -1,0 +1,100 @@
+"""Make any name or value acceptable to MLflow without rejecting it.
+
+MLflow refuses keys with characters outside `[/\\w.\\- :]`, keys that normalise to another path
+("a//b", "./a"), keys over 250 characters, params over 6000 and tags over 8000 characters. We
+never let such a value reach the store: we rewrite it, and make the rewrite traceable with a
+short content hash so two different long values never collapse into one.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Container
+
+import xxhash
+
+__all__ = [
+    "MAX_KEY_LENGTH",
+    "MAX_PARAM_LENGTH",
+    "MAX_TAG_LENGTH",
+    "is_valid_key",
+    "sanitize_key",
+    "short_hash",
+    "truncate",
+    "unique_key",
+]
+
+MAX_KEY_LENGTH = 250
+MAX_PARAM_LENGTH = 6000
+MAX_TAG_LENGTH = 8000
+
+# Colons are valid on POSIX but not on Windows stores; we drop them so runs move between both.
+_INVALID = re.compile(r"[^/\w.\- ]")
+_SLASH_RUNS = re.compile(r"/{2,}")
+
+
+def short_hash(text: str) -> str:
+    """8 hex characters of the xxh3-64 hash of `text`, to mark truncated or rewritten values."""
+    return xxhash.xxh3_64_hexdigest(text.encode("utf-8", "surrogatepass"))[:8]
+
+
+def is_valid_key(key: str) -> bool:
+    """Whether MLflow accepts `key` as a param, metric or tag name."""
+    if not key or len(key) > MAX_KEY_LENGTH or _INVALID.search(key):
+        return False
+    norm = posixpath.normpath(key)
+    return not (norm != key or norm == "." or norm.startswith(("..", "/")))
+
+
+def sanitize_key(key: object) -> str:
+    """A valid MLflow key for `key`: itself if valid, else a readable rewrite.
+
+    Invalid characters become `_`; path-like oddities (leading `/`, `..`, `//`, trailing `/`) are
+    flattened; a key over 250 characters keeps its head plus a hash of the whole.
+    """
+    text = key if isinstance(key, str) else _safe_str(key)
+    if is_valid_key(text):
+        return text
+    clean = _INVALID.sub("_", text)
+    clean = _SLASH_RUNS.sub("/", clean).strip("/")
+    parts = [("_" if part in (".", "..") else part) for part in clean.split("/")]
+    clean = "/".join(parts) or "_"
+    if len(clean) > MAX_KEY_LENGTH:
+        suffix = "-" + short_hash(text)
+        clean = clean[: MAX_KEY_LENGTH - len(suffix)].rstrip("/") + suffix
+    if not is_valid_key(clean):  # e.g. only dots left after rewriting
+        clean = "key-" + short_hash(text)
+    return clean
+
+
+def unique_key(key: str, raw: str, taken: Container[str]) -> str:
+    """`key`, or `key-<hash of raw>` (then `-2`, `-3`...) when another value already took it.
+
+    Two different names can sanitise to the same key (`acc@1`, `acc_1`); neither value is lost.
+    """
+    if key not in taken:
+        return key
+    candidate = base = sanitize_key(f"{key}-{short_hash(raw)}")
+    counter = 1
+    while candidate in taken:
+        counter += 1
+        candidate = sanitize_key(f"{base}-{counter}")
+    return candidate
+
+
+def truncate(value: str, limit: int) -> str:
+    """`value` cut to `limit` characters, ending in `...[xxh:<hash>]` when cut, never rejected."""
+    if len(value) <= limit:
+        return value
+    marker = f"...[xxh:{short_hash(value)}]"
+    if limit <= len(marker):
+        return marker[:limit]
+    return value[: limit - len(marker)] + marker
+
+
+def _safe_str(obj: object) -> str:
+    try:
+        return str(obj)
+    except Exception:
+        return f"<{type(obj).__name__}>"

@@ -1,0 +1,109 @@
+"""Registered models and their versions: create, tag, and resolve "name@alias" references.
+
+Version tags carry what registry queries need (run id, commit, dirty flag, metrics, data
+digests), so listing or comparing versions never has to look up their runs.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from tracked.errors import AliasNotFoundError, ModelNotFoundError, TrackingError
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+
+__all__ = ["get_version", "parse_ref", "register_version", "version_metrics"]
+
+_REF = re.compile(r"^(?P<name>[^@]+?)(?:@(?P<alias>[^@/]+)|/(?P<version>\d+))?$")
+METRIC_TAG = "tracked.metric."
+DATA_TAG = "tracked.data."
+
+
+def parse_ref(ref: str, version: int | str | None = None) -> tuple[str, str | None, str | None]:
+    """(name, alias, version) from "name@alias", "name/3" or "name" plus `version`."""
+    match = _REF.match(ref.strip())
+    if not match:
+        raise TrackingError(
+            f"tracked: model reference {ref!r} is not NAME, NAME@ALIAS or NAME/VERSION"
+        )
+    name, alias, number = match["name"], match["alias"], match["version"]
+    if version is not None:
+        if alias or number:
+            raise TrackingError(f"tracked: {ref!r} already names a version; drop version=")
+        number = str(version)
+    return name, alias, number
+
+
+def register_version(
+    client: MlflowClient,
+    name: str,
+    *,
+    source: str,
+    run_id: str,
+    tags: Mapping[str, str],
+    description: str | None = None,
+) -> ModelVersion:
+    """Create the next version of `name` (and the registered model on first use)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.create_registered_model(name, tags={"tracked.managed": "true"})
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    return client.create_model_version(
+        name, source=source, run_id=run_id, tags=dict(tags), description=description
+    )
+
+
+def get_version(client: MlflowClient, ref: str, version: int | str | None = None) -> ModelVersion:
+    """The version `ref` names: an alias, "latest" (highest number), or a number."""
+    from mlflow.exceptions import MlflowException
+
+    name, alias, number = parse_ref(ref, version)
+    try:
+        if number is not None:
+            return client.get_model_version(name, number)
+        if alias in (None, "latest"):
+            versions = client.search_model_versions(f"name = '{_quote(name)}'")
+            if not versions:
+                client.get_registered_model(name)  # raises when the model doesn't exist
+                raise ModelNotFoundError(name, "latest")
+            return max(versions, key=lambda v: int(v.version))
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST" or "not found" in str(exc).lower():
+            if alias not in (None, "latest") and _model_exists(client, name):
+                raise AliasNotFoundError(name, alias) from None
+            raise ModelNotFoundError(name, number) from None
+        raise
+
+
+def version_metrics(version: Any) -> dict[str, float]:
+    """The run metrics stored on a version as `tracked.metric.<key>` tags."""
+    out = {}
+    for key, value in (version.tags or {}).items():
+        if key.startswith(METRIC_TAG):
+            try:
+                out[key[len(METRIC_TAG) :]] = float(value)
+            except ValueError:
+                continue
+    return out
+
+
+def _model_exists(client: MlflowClient, name: str) -> bool:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        return False
+    return True
+
+
+def _quote(text: str) -> str:
+    return text.replace("'", "\\'")
