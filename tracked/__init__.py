@@ -26,6 +26,7 @@ from tracked.errors import (
     TrackingError,
 )
 from tracked.models.loading import load_model
+from tracked.registry.lineage import Lineage, find_versions, lineage
 from tracked.registry.policy import Decision, PromotionPolicy, RuleResult, metric
 from tracked.run import TrackedRun, current_run, last_run, log_metrics, log_params, run
 
@@ -39,6 +40,7 @@ __all__ = [
     "Decision",
     "Fingerprint",
     "FingerprintError",
+    "Lineage",
     "ModelLoggingError",
     "ModelNotFoundError",
     "NamingError",
@@ -53,9 +55,11 @@ __all__ = [
     "__version__",
     "configure",
     "current_run",
+    "find_versions",
     "fingerprint",
     "get_config",
     "last_run",
+    "lineage",
     "load_model",
     "log_metrics",
     "log_params",

@@ -11,7 +11,15 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Artifact", "DatasetInput", "MetricPoint", "ModelCapture", "RunRecord", "now_ms"]
+__all__ = [
+    "Artifact",
+    "DatasetInput",
+    "MetricPoint",
+    "ModelCapture",
+    "RunRecord",
+    "context_for",
+    "now_ms",
+]
 
 
 def now_ms() -> int:
@@ -36,6 +44,16 @@ class Artifact:
     path: str  # where it goes inside the run's artifacts, e.g. "tracked/git.diff"
     content: bytes | None = None
     local_path: str | None = None
+
+
+def context_for(name: str) -> str:
+    """The dataset context an argument name suggests: X_val -> validation, y_test -> test."""
+    parts = set(name.lower().replace("-", "_").split("_"))
+    if parts & {"val", "valid", "validation", "eval", "dev"}:
+        return "validation"
+    if parts & {"test", "holdout"}:
+        return "test"
+    return "training"
 
 
 @dataclass(frozen=True)

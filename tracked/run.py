@@ -26,7 +26,15 @@ from tracked.capture.secrets import redact_value
 from tracked.config import Settings, resolve
 from tracked.errors import TrackingError
 from tracked.problems import Problems
-from tracked.record import Artifact, MetricPoint, ModelCapture, RunRecord, now_ms
+from tracked.record import (
+    Artifact,
+    DatasetInput,
+    MetricPoint,
+    ModelCapture,
+    RunRecord,
+    context_for,
+    now_ms,
+)
 from tracked.writers.batching import MetricBuffer
 
 __all__ = ["TrackedRun", "current_run", "last_run", "log_metrics", "log_params", "run"]
@@ -225,6 +233,9 @@ class TrackedRun:
                 record.tags.update(self.git.tags())
         self.set_tags(self._initial_tags, _write=False)
         self.log_params(self._initial_params, _write=False)
+        if self.fingerprint:
+            for name, value in self._data_args.items():
+                self._add_input(value, name, context_for(name))
 
     def capture_arguments(self, values: Mapping[str, Any]) -> None:
         """Params from a call's bound arguments; data-like ones are kept for fingerprinting."""
@@ -326,6 +337,37 @@ class TrackedRun:
         name = os.path.basename(os.path.normpath(local_path))
         target = f"{artifact_path.rstrip('/')}/{name}" if artifact_path else name
         self.record.artifacts.append(Artifact(target, local_path=os.fspath(local_path)))
+
+    def log_input(self, data: Any, name: str, context: str = "training") -> None:
+        """Fingerprint `data` (array, DataFrame, file, directory...) and log it as a dataset input."""
+        found = self._add_input(data, name, context)
+        if found is not None and self.run_id is not None:
+            self._write(lambda w: w.log_inputs(self.run_id, [found]), "inputs")
+
+    def _add_input(self, data: Any, name: str, context: str) -> DatasetInput | None:
+        from tracked.capture.fingerprint import fingerprint
+
+        try:
+            found = fingerprint(data)
+        except TrackingError as error:
+            self.problems.capture("fingerprint", name, str(error))
+            return None
+        except Exception as exc:
+            self.problems.capture("fingerprint", name, f"{type(exc).__name__}: {exc}")
+            return None
+        dataset = DatasetInput(
+            name=sanitize_key(name),
+            digest=found.digest,
+            kind=found.kind,
+            context=context,
+            source=found.source,
+            shape=found.shape,
+            schema=found.schema,
+            nbytes=found.nbytes,
+        )
+        self.record.inputs = [i for i in self.record.inputs if i.name != dataset.name]
+        self.record.inputs.append(dataset)
+        return dataset
 
     def log_model(self, model: Any, name: str = "model", *, input_example: Any = None) -> None:
         """Log `model` (and register it unless register=False) when the run ends."""

@@ -183,6 +183,10 @@ def test_innocent_names(name: str) -> None:
         ('{"token": "a b c", "lr": 1}', '{"token": "***", "lr": 1}'),
         ("max_tokens=512 tokenizer=bpe", "max_tokens=512 tokenizer=bpe"),
         ("sk-learn-compatible-estimator-v2", "sk-learn-compatible-estimator-v2"),
+        (
+            "https://ghp_0123456789abcdefghijABCDEFGHIJ012345:x-oauth-basic@github.com/o/r",
+            "https://***:***@github.com/o/r",
+        ),
     ],
 )
 def test_redact_value_replaces_only_the_secret(value: str, expected: str) -> None:
@@ -222,6 +226,8 @@ def test_user_value_pattern_then_reset() -> None:
     assert redact_value(value) == "license *** ok"
     add_secret_pattern(re.compile(r"seat=(?P<secret>\d+)"))
     assert redact_value("seat=42, row=7") == "seat=***, row=7"
+    add_secret_pattern(r"badge(?:=(?P<secret>\w+))?")
+    assert redact_value("badge badge=7") == "badge badge=***"
     reset_secret_patterns()
     assert redact_value(value) == value
     assert redact_value("seat=42, row=7") == "seat=42, row=7"
@@ -247,6 +253,20 @@ def test_user_name_pattern_then_reset() -> None:
 def test_add_secret_pattern_rejects(pattern: Any, kind: str) -> None:
     with pytest.raises(ConfigError):
         add_secret_pattern(pattern, kind=kind)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # found by hypothesis: a redaction must not expose a neighbour to a second pass
+        "dapiee162646ffa9204c1c9eeb488c6daa9bAKIAVQJXXVBOTHD0WTFL",
+        "glpat-Khe37ak1aSJARa7717tzhttps://0123456789abcdefABCDEFGHIJ@",
+        "-----BEGIN RSA PRIVATE KEY-----",
+    ],
+)
+def test_redact_value_is_idempotent_on_found_cases(text: str) -> None:
+    once = redact_value(text)
+    assert redact_value(once) == once
 
 
 @quick

@@ -72,7 +72,9 @@ def capture_params(
         top = _key_text(name)
         if not _selected(top, include, exclude, leaf=False):
             continue
-        if _is_data(value, is_data_like):
+        if _is_file(value):
+            out.data[top] = value  # fingerprinted as data, and its path stays a readable param
+        elif _is_data(value, is_data_like):
             out.data[top] = value
             continue
         for key, text in flatten(value, top, report=report):
@@ -161,10 +163,19 @@ def _children_candidate(value: Any) -> bool:
     return dataclasses.is_dataclass(value) or hasattr(type(value), "__attrs_attrs__")
 
 
+def _is_file(value: Any) -> bool:
+    """A path argument naming an existing file. Directories are not fingerprinted unasked:
+    `output_dir="."` would hash the whole working tree; use `run.log_input(path)` for them."""
+    if not isinstance(value, (str, os.PathLike)):
+        return False
+    try:
+        return len(os.fspath(value)) < 4096 and os.path.isfile(value)
+    except (OSError, ValueError, TypeError):
+        return False
+
+
 def _is_data(value: Any, is_data_like: Callable[[Any], bool]) -> bool:
     if isinstance(value, (str, os.PathLike)):
-        # Paths are params (the string) and also data when they name an existing file; the
-        # string form is useful in the UI, the fingerprint proves the content.
         return False
     try:
         return is_data_like(value)

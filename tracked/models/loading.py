@@ -26,11 +26,11 @@ def load_model(
     import mlflow.artifacts
 
     from tracked.models.flavors import load_model as load_local
+    from tracked.registry.versions import client as registry_client
     from tracked.registry.versions import get_version
-    from tracked.writers.mlflow import client_for
 
     settings = get_config().replace(tracking_uri=tracking_uri)
-    client = client_for(settings.tracking_uri, settings.registry_uri)
+    client = registry_client(settings.tracking_uri)
     found = get_version(client, ref, version)
     uri = client.get_model_version_download_uri(found.name, found.version)
     with tempfile.TemporaryDirectory(prefix="tracked-load-") as tmp:

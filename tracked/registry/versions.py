@@ -16,11 +16,20 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
 
-__all__ = ["get_version", "parse_ref", "register_version", "version_metrics"]
+__all__ = ["client", "get_version", "parse_ref", "register_version", "version_metrics"]
 
 _REF = re.compile(r"^(?P<name>[^@]+?)(?:@(?P<alias>[^@/]+)|/(?P<version>\d+))?$")
 METRIC_TAG = "tracked.metric."
 DATA_TAG = "tracked.data."
+
+
+def client(tracking_uri: str | None = None) -> MlflowClient:
+    """The MLflow client for tracked's configured store (or `tracking_uri`)."""
+    from tracked.config import get_config
+    from tracked.writers.mlflow import client_for
+
+    settings = get_config().replace(tracking_uri=tracking_uri)
+    return client_for(settings.tracking_uri, settings.registry_uri)
 
 
 def parse_ref(ref: str, version: int | str | None = None) -> tuple[str, str | None, str | None]:

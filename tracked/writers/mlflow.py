@@ -8,6 +8,7 @@ active in the user's process.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import shutil
 import tempfile
@@ -23,7 +24,7 @@ from tracked.capture.keys import sanitize_key
 from tracked.config import Settings
 from tracked.errors import StoreUnavailableError
 from tracked.problems import store_error
-from tracked.record import Artifact, MetricPoint, RunRecord
+from tracked.record import Artifact, DatasetInput, MetricPoint, RunRecord
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -78,7 +79,37 @@ class MlflowWriter:
 
         run_id = self._call(create)
         self.log_params(run_id, record.params)
+        self.log_inputs(run_id, record.inputs)
         return run_id
+
+    def log_inputs(self, run_id: str, inputs: Sequence[DatasetInput]) -> None:
+        """Dataset inputs with tracked's full-content digest, so the MLflow UI shows them."""
+        if not inputs:
+            return
+        from mlflow.entities import Dataset, InputTag
+        from mlflow.entities import DatasetInput as MlflowDatasetInput
+
+        entries = []
+        for data in inputs:
+            if data.source:
+                source_type, source = "local", json.dumps({"uri": data.source})
+            else:
+                source_type, source = "code", json.dumps({"tags": {"tracked.input": data.name}})
+            profile = {"tracked.digest": data.digest, "kind": data.kind, "nbytes": data.nbytes}
+            if data.shape is not None:
+                profile["shape"] = list(data.shape)
+            dataset = Dataset(
+                name=data.name,
+                digest=data.digest.rsplit(":", 1)[-1][:32],  # MLflow allows 36 characters
+                source_type=source_type,
+                source=source,
+                schema=_schema_json(data),
+                profile=json.dumps(profile),
+            )
+            entries.append(
+                MlflowDatasetInput(dataset, [InputTag("mlflow.data.context", data.context)])
+            )
+        self._call(lambda: self.client.log_inputs(run_id, datasets=entries))
 
     def log_params(self, run_id: str, params: Mapping[str, str]) -> None:
         from mlflow.entities import Param
@@ -191,6 +222,34 @@ class MlflowWriter:
         db_path = Path(self.uri[len("sqlite:///") :]).resolve()
         root = db_path.parent / "mlartifacts" / sanitize_key(experiment).replace("/", "_")
         return root.as_uri()
+
+
+_COLSPEC_TYPES = {
+    "float64": "double",
+    "float32": "float",
+    "int64": "long",
+    "int32": "integer",
+    "bool": "boolean",
+    "object": "string",
+    "string": "string",
+    "str": "string",
+}
+
+
+def _schema_json(data: DatasetInput) -> str | None:
+    """The schema in MLflow's column-spec form, which its UI renders."""
+    if not data.schema or data.kind in ("file", "directory", "sequence"):
+        return None
+    if data.kind in ("numpy", "scipy.sparse") or set(data.schema) == {"dtype"}:
+        dtype = next(iter(data.schema.values()))
+        shape = [-1, *(data.shape or ())[1:]]
+        spec = [{"type": "tensor", "tensor-spec": {"dtype": dtype, "shape": shape}}]
+        return json.dumps({"mlflow_tensorspec": {"features": json.dumps(spec)}})
+    columns = [
+        {"type": _COLSPEC_TYPES.get(dtype.split("[")[0].lower(), "string"), "name": str(name)}
+        for name, dtype in data.schema.items()
+    ]
+    return json.dumps({"mlflow_colspec": columns})
 
 
 def _chunks(items: list[T], size: int) -> Iterable[list[T]]:
