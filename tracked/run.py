@@ -339,7 +339,7 @@ class TrackedRun:
         self.record.artifacts.append(Artifact(target, local_path=os.fspath(local_path)))
 
     def log_input(self, data: Any, name: str, context: str = "training") -> None:
-        """Fingerprint `data` (array, DataFrame, file, directory...) and log it as a dataset input."""
+        """Fingerprint `data` (array, DataFrame, file, directory...); log it as a dataset input."""
         found = self._add_input(data, name, context)
         if found is not None and self.run_id is not None:
             self._write(lambda w: w.log_inputs(self.run_id, [found]), "inputs")
