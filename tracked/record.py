@@ -78,6 +78,8 @@ class ModelCapture:
     name: str = "model"  # artifact path inside the run
     input_example: Any = None
     register: bool = True
+    flavor: str | None = None  # set once saved
+    saved_path: str | None = None  # the saved MLflow model directory, while it exists
 
 
 @dataclass

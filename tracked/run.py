@@ -476,44 +476,28 @@ class TrackedRun:
         return saved.flavor if self._writer is not None else None
 
     def _register(self, capture: ModelCapture, flavor: str) -> None:
-        from tracked.models.naming import render_model_name
-        from tracked.registry.versions import register_version
+        from tracked.registry.versions import register_run_model
 
-        record = self.record
         try:
-            name = render_model_name(
-                record.model_name or self.settings.naming,
-                project=record.project,
-                name=record.name,
-                experiment=record.experiment,
+            version = register_run_model(
+                self._writer.client,
+                self.record,
+                run_id=str(self.run_id),
+                source=f"{self._writer.artifact_uri}/{capture.name}",
                 flavor=flavor,
-                tags=record.tags,
+                naming=self.settings.naming,
             )
-        except TrackingError as error:
+        except TrackingError as error:  # a bad naming template
             self.problems.failed(error, consequence="the model is logged but not registered")
             return
-        tags = {
-            "tracked.run_id": str(self.run_id),
-            "tracked.flavor": flavor,
-            "tracked.project": record.project,
-            "tracked.experiment": record.experiment,
-        }
-        if self.git is not None:
-            tags["tracked.git.commit"] = self.git.commit
-            tags["tracked.git.dirty"] = str(self.git.dirty).lower()
-        tags.update({f"tracked.metric.{k}": repr(v) for k, v in record.latest_metrics().items()})
-        tags.update({f"tracked.data.{i.name}": i.digest for i in record.inputs})
-        source = f"{self._writer.artifact_uri}/{capture.name}"
-        try:
-            version = register_version(
-                self._writer.client, name, source=source, run_id=str(self.run_id), tags=tags
-            )
         except Exception as exc:
             self._fail(exc, "registration")
             return
-        self.model_name, self.model_version = name, str(version.version)
-        self.model_uri = f"models:/{name}/{version.version}"
-        self.set_tags({"tracked.model.name": name, "tracked.model.version": self.model_version})
+        self.model_name, self.model_version = version.name, str(version.version)
+        self.model_uri = f"models:/{version.name}/{version.version}"
+        self.set_tags(
+            {"tracked.model.name": version.name, "tracked.model.version": self.model_version}
+        )
 
     def _write_metrics(self, points: list[MetricPoint]) -> None:
         self._writer.log_metrics(self.run_id, points)

@@ -16,7 +16,18 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
 
-__all__ = ["client", "get_version", "parse_ref", "register_version", "version_metrics"]
+    from tracked.record import RunRecord
+
+__all__ = [
+    "client",
+    "get_version",
+    "model_name_for",
+    "parse_ref",
+    "register_run_model",
+    "register_version",
+    "version_metrics",
+    "version_tags",
+]
 
 _REF = re.compile(r"^(?P<name>[^@]+?)(?:@(?P<alias>[^@/]+)|/(?P<version>\d+))?$")
 METRIC_TAG = "tracked.metric."
@@ -66,6 +77,62 @@ def register_version(
             raise
     return client.create_model_version(
         name, source=source, run_id=run_id, tags=dict(tags), description=description
+    )
+
+
+def model_name_for(record: RunRecord, naming: str, flavor: str) -> str:
+    """The registered-model name for the run's model: `record.model_name` or `naming`."""
+    from tracked.models.naming import render_model_name
+
+    return render_model_name(
+        record.model_name or naming,
+        project=record.project,
+        name=record.name,
+        experiment=record.experiment,
+        flavor=flavor,
+        tags=record.tags,
+    )
+
+
+def version_tags(record: RunRecord, run_id: str, flavor: str) -> dict[str, str]:
+    """What a version carries so registry queries need no run look-ups."""
+    tags = {
+        "tracked.run_id": run_id,
+        "tracked.run_uuid": record.run_uuid,
+        "tracked.flavor": flavor,
+        "tracked.project": record.project,
+        "tracked.experiment": record.experiment,
+    }
+    if "mlflow.source.git.commit" in record.tags:
+        tags["tracked.git.commit"] = record.tags["mlflow.source.git.commit"]
+        tags["tracked.git.dirty"] = record.tags.get("tracked.git.dirty", "unknown")
+    tags.update({f"{METRIC_TAG}{k}": repr(v) for k, v in record.latest_metrics().items()})
+    tags.update({f"{DATA_TAG}{i.name}": i.digest for i in record.inputs})
+    return tags
+
+
+def register_run_model(
+    client: MlflowClient,
+    record: RunRecord,
+    *,
+    run_id: str,
+    source: str,
+    flavor: str,
+    naming: str,
+    reuse_existing: bool = False,
+) -> ModelVersion:
+    """Register the run's model as the next version of its templated name.
+
+    With `reuse_existing` (replaying a spooled run), a version this run already registered is
+    returned instead of creating a duplicate.
+    """
+    name = model_name_for(record, naming, flavor)
+    if reuse_existing:
+        for found in client.search_model_versions(f"name = '{_quote(name)}'"):
+            if found.run_id == run_id:
+                return found
+    return register_version(
+        client, name, source=source, run_id=run_id, tags=version_tags(record, run_id, flavor)
     )
 
 
