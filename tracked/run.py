@@ -129,7 +129,7 @@ class TrackedRun:
         self._explicit_experiment = experiment is not None
         self._initial_params = dict(params or {})
         self._initial_tags = dict(tags or {})
-        self._promote = promote
+        self.record.promote = _as_list(promote)
         self._source = source
         self._function = function
         self._git = git
@@ -140,6 +140,7 @@ class TrackedRun:
         self._lock = threading.Lock()
         self._data_args: dict[str, Any] = {}
         self._started = self._ended = False
+        self._store_failed = False  # set when the store failed: the run then goes to the spool
         self.run_id: str | None = None
         self.model_uri: str | None = None
         self.model_name: str | None = None
@@ -258,8 +259,9 @@ class TrackedRun:
         try:
             self.run_id = writer.start(self.record)
         except TrackingError as error:
+            self._store_failed = True
             self.problems.failed(
-                error, consequence="the training runs on, but this run is not recorded"
+                error, consequence="the training runs on; the run is kept for `tracked sync`"
             )
             return
         self._writer = writer
@@ -433,8 +435,6 @@ class TrackedRun:
         pending = self._buffer.close() if self._buffer is not None else []
         if self._buffer is not None and self._buffer.error is not None:
             self._fail(self._buffer.error, "metrics")
-        if self._writer is None:
-            return
         if self.git is not None and self.git.diff:
             record.artifacts.append(Artifact("tracked/git.diff", self.git.diff.encode()))
         record.artifacts.append(Artifact("tracked/requirements.txt", requirements_txt().encode()))
@@ -442,11 +442,20 @@ class TrackedRun:
         self._write(lambda w: w.log_artifacts(self.run_id, record.artifacts), "artifacts")
         saved = [self._log_model(capture) for capture in record.models]
         self._write(lambda w: w.end(self.run_id, record.status, record.end_time), "status")
-        if self.register and record.status == "FINISHED":
+        if self.register and record.status == "FINISHED" and self._writer is not None:
             for capture, flavor in zip(record.models, saved, strict=True):
                 if capture.register and flavor is not None:
                     self._register(capture, flavor)
                     break  # one registered version per run: the first model
+        if self._store_failed:
+            self._spool()
+
+    def _spool(self) -> None:
+        """The store was unreachable at the start or failed on the way: keep the whole run on
+        disk for `tracked sync` (writers/spool.py), so nothing the training produced is lost."""
+        from tracked.writers.spool import spool_run
+
+        spool_run(self)
 
     def _log_model(self, capture: ModelCapture) -> str | None:
         """Save `capture` in its flavor's native format and upload it; returns the flavor."""
@@ -515,6 +524,7 @@ class TrackedRun:
 
         if not isinstance(error, TrackingError):
             error = store_error(self.settings.tracking_uri, error)
+        self._store_failed = True
         self.problems.failed(error, consequence=f"{what} of run {self.run_id} not recorded")
         self._writer = None  # one failure is enough: stop talking to a broken store
 
@@ -530,6 +540,12 @@ class TrackedRun:
 
     def __repr__(self) -> str:
         return f"<TrackedRun {self.record.name!r} run_id={self.run_id} status={self.status}>"
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 def _caller_file() -> str | None:
