@@ -26,6 +26,16 @@ from tracked.errors import (
     TrackingError,
 )
 from tracked.models.loading import load_model
+from tracked.registry.lifecycle import (
+    GcReport,
+    VersionRow,
+    best_version,
+    compare,
+    gc,
+    list_versions,
+    promote,
+    rollback,
+)
 from tracked.registry.lineage import Lineage, find_versions, lineage
 from tracked.registry.policy import Decision, PromotionPolicy, RuleResult, metric
 from tracked.run import TrackedRun, current_run, last_run, log_metrics, log_params, run
@@ -40,6 +50,7 @@ __all__ = [
     "Decision",
     "Fingerprint",
     "FingerprintError",
+    "GcReport",
     "Lineage",
     "ModelLoggingError",
     "ModelNotFoundError",
@@ -52,19 +63,26 @@ __all__ = [
     "StoreUnavailableError",
     "TrackedRun",
     "TrackingError",
+    "VersionRow",
     "__version__",
+    "best_version",
+    "compare",
     "configure",
     "current_run",
     "find_versions",
     "fingerprint",
+    "gc",
     "get_config",
     "last_run",
     "lineage",
+    "list_versions",
     "load_model",
     "log_metrics",
     "log_params",
     "metric",
+    "promote",
     "reset_defaults",
+    "rollback",
     "run",
     "tracked_training",
 ]

@@ -504,9 +504,30 @@ class TrackedRun:
             return
         self.model_name, self.model_version = version.name, str(version.version)
         self.model_uri = f"models:/{version.name}/{version.version}"
+        if self.record.promote:
+            self._apply_policies()
         self.set_tags(
             {"tracked.model.name": version.name, "tracked.model.version": self.model_version}
         )
+
+    def _apply_policies(self) -> None:
+        """Evaluate the run's promotion policies for the version it just registered."""
+        from tracked.registry.lifecycle import apply_policies
+
+        try:
+            self.decisions = apply_policies(
+                self._writer.client,
+                str(self.model_name),
+                str(self.model_version),
+                self.record.promote,
+            )
+        except TrackingError as error:
+            self.problems.failed(error, consequence="the version is registered but not promoted")
+            return
+        except Exception as exc:
+            self._fail(exc, "promotion")
+            return
+        self.promotion = self.decisions[-1] if self.decisions else None
 
     def _write_metrics(self, points: list[MetricPoint]) -> None:
         self._writer.log_metrics(self.run_id, points)
