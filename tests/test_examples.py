@@ -12,6 +12,10 @@ import pytest
 EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.py"))
 EXPECTED = {
     "quickstart.py": ["run_id=", "val_auc="],
+    "sklearn_decorator.py": ["registered examples-churn-sklearn version 1", "predictions match"],
+    "lineage.py": ["<- differs", "versions trained on this exact y_train: ['1', '2']"],
+    "promotion_rules.py": ["v2 -> champion: REFUSED", "champion: version 3"],
+    "xgboost_with_block.py": ["registered", "version 1"],
 }
 
 
