@@ -287,7 +287,13 @@ def rollback(name: str, alias: str = "champion", *, tracking_uri: str | None = N
 def list_versions(name: str, *, tracking_uri: str | None = None) -> list[VersionRow]:
     """Every version of `name`, newest first."""
     registry = client(tracking_uri)
-    rows = [_row(v) for v in _versions(registry, name)]
+    # search_model_versions leaves aliases empty; the registered model has them all.
+    aliases: dict[str, list[str]] = {}
+    for alias, version in (
+        getattr(_registered_model(registry, name), "aliases", None) or {}
+    ).items():
+        aliases.setdefault(str(version), []).append(alias)
+    rows = [_row(v, aliases.get(str(v.version), ())) for v in _versions(registry, name)]
     return sorted(rows, key=lambda r: int(r.version), reverse=True)
 
 
@@ -353,13 +359,13 @@ def gc(
     return GcReport(name, deleted, kept, protected, dry_run)
 
 
-def _row(found: Any) -> VersionRow:
+def _row(found: Any, aliases: Sequence[str] = ()) -> VersionRow:
     tags = found.tags or {}
     dirty = tags.get("tracked.git.dirty")
     return VersionRow(
         name=found.name,
         version=str(found.version),
-        aliases=tuple(sorted(getattr(found, "aliases", None) or ())),
+        aliases=tuple(sorted(aliases or getattr(found, "aliases", None) or ())),
         metrics=version_metrics(found),
         run_id=found.run_id,
         git_commit=tags.get("tracked.git.commit"),
