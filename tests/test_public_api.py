@@ -29,6 +29,7 @@ EXPECTED_PUBLIC = [
     "Settings",
     "SpoolError",
     "StoreUnavailableError",
+    "SyncReport",
     "TrackedRun",
     "TrackingError",
     "VersionRow",
@@ -52,6 +53,7 @@ EXPECTED_PUBLIC = [
     "reset_defaults",
     "rollback",
     "run",
+    "sync",
     "tracked_training",
 ]
 

@@ -39,6 +39,7 @@ from tracked.registry.lifecycle import (
 from tracked.registry.lineage import Lineage, find_versions, lineage
 from tracked.registry.policy import Decision, PromotionPolicy, RuleResult, metric
 from tracked.run import TrackedRun, current_run, last_run, log_metrics, log_params, run
+from tracked.sync import SyncReport, sync
 
 __version__ = "0.1.0"
 
@@ -61,6 +62,7 @@ __all__ = [
     "Settings",
     "SpoolError",
     "StoreUnavailableError",
+    "SyncReport",
     "TrackedRun",
     "TrackingError",
     "VersionRow",
@@ -84,5 +86,6 @@ __all__ = [
     "reset_defaults",
     "rollback",
     "run",
+    "sync",
     "tracked_training",
 ]

@@ -15,8 +15,9 @@ import threading
 import traceback
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from tracked import shutdown
 from tracked.capture.environment import current_user, environment_tags, requirements_txt
 from tracked.capture.git import GitState, capture_git
 from tracked.capture.keys import MAX_TAG_LENGTH, sanitize_key, truncate
@@ -36,6 +37,9 @@ from tracked.record import (
     now_ms,
 )
 from tracked.writers.batching import MetricBuffer
+
+if TYPE_CHECKING:
+    from tracked.registry.policy import Decision
 
 __all__ = ["TrackedRun", "current_run", "last_run", "log_metrics", "log_params", "run"]
 
@@ -136,7 +140,6 @@ class TrackedRun:
         self._writer: Any = None
         self._buffer: MetricBuffer | None = None
         self._token: contextvars.Token[tuple[TrackedRun, ...]] | None = None
-        self._thread = threading.get_ident()
         self._lock = threading.Lock()
         self._data_args: dict[str, Any] = {}
         self._started = self._ended = False
@@ -145,8 +148,8 @@ class TrackedRun:
         self.model_uri: str | None = None
         self.model_name: str | None = None
         self.model_version: str | None = None
-        self.promotion: Any = None  # the last Decision (promotion issue)
-        self.decisions: list[Any] = []
+        self.promotion: Decision | None = None  # the last policy's decision
+        self.decisions: list[Decision] = []  # one per policy, in order
         self.git: GitState | None = None
 
     # -- the context-manager protocol -----------------------------------------------------------
@@ -211,6 +214,7 @@ class TrackedRun:
             raise
         except Exception as exc:  # a bug in tracked must not stop the training
             self._internal_error(exc, "start")
+        shutdown.register(self)  # ended at exit or on SIGTERM if nobody ends it
         return self
 
     def _capture_start(self) -> None:
@@ -421,6 +425,8 @@ class TrackedRun:
             raise
         except Exception as exc:  # a bug in tracked must not break the training's result
             self._internal_error(exc, "end")
+        finally:
+            shutdown.unregister(self)
 
     def _internal_error(self, exc: Exception, phase: str) -> None:
         error = TrackingError(
@@ -546,7 +552,10 @@ class TrackedRun:
         if not isinstance(error, TrackingError):
             error = store_error(self.settings.tracking_uri, error)
         self._store_failed = True
-        self.problems.failed(error, consequence=f"{what} of run {self.run_id} not recorded")
+        self.problems.failed(
+            error,
+            consequence=f"{what} of run {self.run_id} not sent; the run is kept for `tracked sync`",
+        )
         self._writer = None  # one failure is enough: stop talking to a broken store
 
     def _pop(self) -> None:

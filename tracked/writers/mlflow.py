@@ -3,26 +3,35 @@
 It uses `MlflowClient` with explicit run ids, never MLflow's fluent "active run" state, so runs
 in different threads and nested runs cannot leak into each other, and no MLflow run is ever left
 active in the user's process.
+
+A training run never waits long on a store that is down or hangs (issue #7): every call to an
+HTTP store goes through `_call`, which gives MLflow's HTTP layer tracked's own limits for that
+call only (no retries inside MLflow, 5 s without an answer is a failure: `_HTTP_LIMITS`), retries
+a request that could not even connect for at most `RETRY_BUDGET` seconds, and after a store
+proved unreachable makes every later call of the same writer fail at once (`down`). The user's
+own MLflow calls keep MLflow's settings: nothing is written to `os.environ`.
 """
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import json
 import os
 import shutil
 import tempfile
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from tracked.capture.keys import sanitize_key
 from tracked.config import Settings
-from tracked.errors import StoreUnavailableError
+from tracked.errors import StoreUnavailableError, TrackingError
 from tracked.problems import store_error
 from tracked.record import Artifact, DatasetInput, MetricPoint, RunRecord
 
@@ -34,6 +43,18 @@ __all__ = ["MlflowWriter", "client_for"]
 MAX_METRICS_PER_BATCH = 1000
 MAX_PARAMS_TAGS_PER_BATCH = 100
 _PROBE_TIMEOUT = 3.0
+
+# What MLflow's HTTP layer uses for tracked's calls, whatever MLFLOW_HTTP_REQUEST_* say (their
+# defaults retry an unreachable server for minutes, with a 120 s timeout per attempt).
+_HTTP_LIMITS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": 0,  # `_call` retries, and only what was never sent
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": 5,  # seconds to connect, and without a byte of the answer
+}
+RETRY_BUDGET = 3.0  # seconds one call may spend retrying a server that refuses connections
+_RETRY_DELAYS = (0.25, 0.5, 1.0, 2.0)
+_bounded: contextvars.ContextVar[bool] = contextvars.ContextVar("tracked_http", default=False)
+_bound_lock = threading.Lock()
+_bound_installed = False
 
 T = TypeVar("T")
 
@@ -57,10 +78,19 @@ class MlflowWriter:
         self.settings = settings
         self.uri = settings.tracking_uri
         self.artifact_uri: str | None = None  # the run's artifact root, once created
+        # The first "unreachable" failure: later calls raise it at once instead of waiting again.
+        self.down: StoreUnavailableError | None = None
+        self._http = urllib.parse.urlsplit(self.uri).scheme in ("http", "https")
 
     @property
     def client(self) -> MlflowClient:
-        return client_for(self.settings.tracking_uri, self.settings.registry_uri)
+        """The store's client; for an HTTP store every method call on it runs under tracked's
+        limits, so what registration and promotion do with it is bounded too."""
+        client = client_for(self.settings.tracking_uri, self.settings.registry_uri)
+        if not self._http:
+            return client
+        _bound_mlflow_http()
+        return _BoundedClient(client)  # type: ignore[return-value]
 
     def start(self, record: RunRecord) -> str:
         """Create the run with the tags and params known at its start; return its id."""
@@ -82,6 +112,68 @@ class MlflowWriter:
         self.log_inputs(run_id, record.inputs)
         return run_id
 
+    def find_run(self, record: RunRecord) -> str | None:
+        """The run already created for `record` (by its `tracked.run_uuid` tag), or None.
+
+        A store that failed in the middle of a run holds a partial run; replaying the spooled
+        run completes that one instead of creating a second. Sets `artifact_uri` when found.
+        """
+        self._probe()
+
+        def find() -> str | None:
+            from mlflow.entities import ViewType
+
+            experiment = self.client.get_experiment_by_name(record.experiment)
+            if experiment is None:
+                return None
+            runs = self.client.search_runs(
+                [experiment.experiment_id],
+                filter_string=f"tags.`tracked.run_uuid` = '{record.run_uuid}'",
+                run_view_type=ViewType.ACTIVE_ONLY,
+                max_results=10,
+                order_by=["attributes.start_time ASC"],
+            )
+            if not runs:
+                return None
+            self.artifact_uri = runs[0].info.artifact_uri
+            return str(runs[0].info.run_id)
+
+        return self._call(find)
+
+    def complete(self, run_id: str, record: RunRecord) -> int:
+        """Bring a partial run up to `record`: the params, dataset inputs and metric points it
+        lacks, and every tag. Points already stored (same key, step, timestamp and value) are
+        not sent again. Returns how many points were sent."""
+
+        def logged() -> tuple[dict[str, str], set[tuple[str, str]]]:
+            run = self.client.get_run(run_id)
+            inputs = run.inputs.dataset_inputs if run.inputs is not None else []
+            return dict(run.data.params), {(d.dataset.name, d.dataset.digest) for d in inputs}
+
+        params, inputs = self._call(logged)
+        self.log_params(run_id, {k: v for k, v in record.params.items() if k not in params})
+        self.set_tags(run_id, record.tags)
+        self.log_inputs(
+            run_id, [i for i in record.inputs if (i.name, _mlflow_digest(i)) not in inputs]
+        )
+        by_key: dict[str, list[MetricPoint]] = {}
+        for point in record.metrics:
+            by_key.setdefault(point.key, []).append(point)
+        missing = []
+        for key, points in by_key.items():
+            history = self._call(lambda k=key: self.client.get_metric_history(run_id, k))
+            stored = {(m.step, m.timestamp, _same_value(m.value)) for m in history}
+            missing += [
+                p for p in points if (p.step, p.timestamp, _same_value(p.value)) not in stored
+            ]
+        self.log_metrics(run_id, missing)
+        return len(missing)
+
+    def call(self, fn: Callable[[], T]) -> T:
+        """Run `fn` (which talks to this store through `client`) with the writer's bounded
+        retry; any failure becomes a StoreUnavailableError naming the store."""
+        return self._call(fn)
+
     def log_inputs(self, run_id: str, inputs: Sequence[DatasetInput]) -> None:
         """Dataset inputs with tracked's full-content digest, so the MLflow UI shows them."""
         if not inputs:
@@ -100,7 +192,7 @@ class MlflowWriter:
                 profile["shape"] = list(data.shape)
             dataset = Dataset(
                 name=data.name,
-                digest=data.digest.rsplit(":", 1)[-1][:32],  # MLflow allows 36 characters
+                digest=_mlflow_digest(data),
                 source_type=source_type,
                 source=source,
                 schema=_schema_json(data),
@@ -155,12 +247,36 @@ class MlflowWriter:
     # -- internals ------------------------------------------------------------------------------
 
     def _call(self, fn: Any) -> Any:
+        if self.down is not None:
+            raise self.down
+        if not self._http:
+            try:
+                return fn()
+            except TrackingError:
+                raise
+            except Exception as exc:
+                raise store_error(self.uri, exc) from exc
+        _bound_mlflow_http()
+        deadline = time.monotonic() + RETRY_BUDGET
+        token = _bounded.set(True)
         try:
-            return fn()
-        except StoreUnavailableError:
-            raise
-        except Exception as exc:
-            raise store_error(self.uri, exc) from exc
+            for delay in (*_RETRY_DELAYS, None):
+                try:
+                    return fn()
+                except TrackingError:
+                    raise
+                except Exception as exc:
+                    failure = _failure_kind(exc)
+                    if failure == "refused" and delay and time.monotonic() + delay < deadline:
+                        time.sleep(delay)
+                        continue
+                    error = store_error(self.uri, exc)
+                    if failure is not None:
+                        self.down = error
+                    raise error from exc
+            raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+        finally:
+            _bounded.reset(token)
 
     def _probe(self) -> None:
         """Fail in seconds, not minutes, when an HTTP tracking server does not answer.
@@ -183,7 +299,8 @@ class MlflowWriter:
         except urllib.error.HTTPError:
             return  # it answered: auth and other errors surface on the real call, with context
         except Exception as exc:
-            raise StoreUnavailableError(self.uri, f"server not reachable ({exc})") from None
+            self.down = StoreUnavailableError(self.uri, f"server not reachable ({exc})")
+            raise self.down from None
 
     def _experiment_id(self, name: str) -> str:
         key = (self.uri, name)
@@ -222,6 +339,107 @@ class MlflowWriter:
         db_path = Path(self.uri[len("sqlite:///") :]).resolve()
         root = db_path.parent / "mlartifacts" / sanitize_key(experiment).replace("/", "_")
         return root.as_uri()
+
+
+def _bound_mlflow_http() -> None:
+    """Let MLflow's HTTP settings answer `_HTTP_LIMITS` inside a writer's calls, and only there.
+
+    MLflow reads MLFLOW_HTTP_REQUEST_* through `_EnvironmentVariable.get()` on every request.
+    Each of those objects' `get` is wrapped once: in a context where `_call` set `_bounded` (its
+    own thread, for the duration of the call) it returns tracked's limit; everywhere else, for
+    the user's own MLflow calls in any thread, it returns what MLflow would have.
+    """
+    global _bound_installed
+    with _bound_lock:
+        if _bound_installed:
+            return
+        import mlflow.environment_variables as variables
+
+        for name, limit in _HTTP_LIMITS.items():
+            variable = getattr(variables, name)
+            original = variable.get
+
+            def get(original: Callable[[], Any] = original, limit: int = limit) -> Any:
+                return limit if _bounded.get() else original()
+
+            variable.get = get
+        _bound_installed = True
+
+
+class _BoundedClient:
+    """An MlflowClient whose method calls run under `_HTTP_LIMITS` (no retry loop, no `down`:
+    that is `_call`'s), for code that is handed `writer.client`."""
+
+    def __init__(self, client: MlflowClient) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._client, name)
+        if not callable(value):
+            return value
+
+        @functools.wraps(value)
+        def bounded(*args: Any, **kwargs: Any) -> Any:
+            token = _bounded.set(True)
+            try:
+                return value(*args, **kwargs)
+            finally:
+                _bounded.reset(token)
+
+        return bounded
+
+
+def _mlflow_digest(data: DatasetInput) -> str:
+    """The digest MLflow stores for a dataset: it allows 36 characters."""
+    return data.digest.rsplit(":", 1)[-1][:32]
+
+
+def _same_value(value: float) -> float | str:
+    """A metric value as a set member: NaN equals NaN here."""
+    return "nan" if value != value else value
+
+
+def _failure_kind(exc: BaseException) -> str | None:
+    """How a failed call failed: "refused" when the request never reached the server (no
+    connection, or a transient 429/5xx answer: safe to send again), "unanswered" when the server
+    took the connection but did not answer in time, None for an error the server answered with.
+    """
+    import requests.exceptions
+    import urllib3.exceptions
+
+    kind = None
+    seen: set[int] = set()
+    stack: list[Any] = [exc]
+    while stack:
+        error = stack.pop()
+        if not isinstance(error, BaseException) or id(error) in seen:
+            continue
+        seen.add(id(error))
+        if isinstance(
+            error,
+            (
+                ConnectionRefusedError,
+                urllib3.exceptions.NewConnectionError,
+                urllib3.exceptions.ConnectTimeoutError,
+                urllib3.exceptions.ResponseError,
+                requests.exceptions.ConnectTimeout,
+            ),
+        ):
+            return "refused"
+        if isinstance(
+            error,
+            (
+                TimeoutError,
+                urllib3.exceptions.ReadTimeoutError,
+                urllib3.exceptions.ProtocolError,
+                requests.exceptions.Timeout,
+                requests.exceptions.ConnectionError,
+            ),
+        ):
+            kind = "unanswered"
+        stack.extend((error.__cause__, error.__context__, getattr(error, "reason", None)))
+        stack.extend(error.args)
+    return kind
 
 
 _COLSPEC_TYPES = {
