@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from tracked import shutdown
+from tracked.integrations import scope
 from tracked.capture.environment import current_user, environment_tags, requirements_txt
 from tracked.capture.git import GitState, capture_git
 from tracked.capture.keys import MAX_TAG_LENGTH, sanitize_key, truncate
@@ -215,6 +216,7 @@ class TrackedRun:
         except Exception as exc:  # a bug in tracked must not stop the training
             self._internal_error(exc, "start")
         shutdown.register(self)  # ended at exit or on SIGTERM if nobody ends it
+        scope.enter_run(self)  # XGBoost/LightGBM fits inside the block are captured
         return self
 
     def _capture_start(self) -> None:
@@ -415,6 +417,7 @@ class TrackedRun:
             text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
             record.artifacts.append(Artifact("tracked/error.txt", redact_value(text).encode()))
         self._pop()
+        scope.exit_run(self)
         _last.run = self
         # Under strict mode a tracking error may raise, but never over the user's own exception.
         strict = self.problems.strict and exc is None
