@@ -18,7 +18,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from tracked import shutdown
-from tracked.integrations import scope
 from tracked.capture.environment import current_user, environment_tags, requirements_txt
 from tracked.capture.git import GitState, capture_git
 from tracked.capture.keys import MAX_TAG_LENGTH, sanitize_key, truncate
@@ -27,6 +26,7 @@ from tracked.capture.params import capture_params
 from tracked.capture.secrets import redact_value
 from tracked.config import Settings, resolve
 from tracked.errors import TrackingError
+from tracked.integrations import scope
 from tracked.problems import Problems
 from tracked.record import (
     Artifact,
