@@ -27,8 +27,6 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-import wrapt
-
 from tracked.errors import CaptureError, TrackingError
 from tracked.problems import logger
 
@@ -82,6 +80,8 @@ class _Patch:
             if not self.enabled:
                 return wrapped(*args, **kwargs)
             return hook(wrapped, instance, args, kwargs)
+
+        import wrapt  # only when a framework is really patched: keeps `import tracked` light
 
         self.wrapper = wrapt.FunctionWrapper(self.original, guarded)
         setattr(owner, attribute, self.wrapper)
