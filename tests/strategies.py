@@ -9,7 +9,17 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-__all__ = ["huge_texts", "metric_dicts", "names", "param_keys", "param_trees", "scalars"]
+__all__ = [
+    "Unprintable",
+    "hostile_param_trees",
+    "hostile_values",
+    "huge_texts",
+    "metric_dicts",
+    "names",
+    "param_keys",
+    "param_trees",
+    "scalars",
+]
 
 # What MLflow rejects in a key, what it treats as a path, and what stays readable.
 _KEY_ALPHABET = [*"/.\\-_ :a1é\n\t#%?*\x00'\"@=+,;[](){}~<>|", "ß", "中", "🙂"]
@@ -107,4 +117,50 @@ def metric_dicts() -> st.SearchStrategy[dict[Any, Any]]:
         st.dictionaries(names(), numbers, max_size=6),
         lambda children: st.dictionaries(names(), st.one_of(numbers, children), max_size=4),
         max_leaves=12,
+    )
+
+
+class Unprintable:
+    """An object whose str() and repr() both raise."""
+
+    def __repr__(self) -> str:
+        raise RuntimeError("unprintable")
+
+    __str__ = __repr__
+
+
+def _looped(value: Any, kind: int) -> Any:
+    """A dict or a list that contains itself."""
+    if kind == 0:
+        loop: dict[str, Any] = {"value": value}
+        loop["self"] = loop
+        return loop
+    items: list[Any] = [value]
+    items.append(items)
+    return items
+
+
+def hostile_values() -> st.SearchStrategy[Any]:
+    """Param values that are not plain data: `scalars()` plus unprintable objects, dicts and
+    lists that contain themselves, sets, bytearrays, callables and ints too long for str()."""
+    return st.one_of(
+        scalars(),
+        st.builds(Unprintable),
+        st.builds(_looped, scalars(), st.integers(0, 1)),
+        st.frozensets(st.integers(), max_size=3),
+        st.binary(max_size=16).map(bytearray),
+        st.sampled_from([len, print, Unprintable, object()]),
+        st.integers(4400, 6000).map(lambda digits: 10**digits),
+    )
+
+
+def hostile_param_trees() -> st.SearchStrategy[Any]:
+    """Nested dicts and lists of `hostile_values()`, keyed by `param_keys()`."""
+    return st.recursive(
+        hostile_values(),
+        lambda children: st.one_of(
+            st.dictionaries(param_keys(), children, max_size=4),
+            st.lists(children, max_size=4),
+        ),
+        max_leaves=15,
     )

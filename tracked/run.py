@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 from tracked import shutdown
 from tracked.capture.environment import current_user, environment_tags, requirements_txt
 from tracked.capture.git import GitState, capture_git
-from tracked.capture.keys import MAX_TAG_LENGTH, sanitize_key, truncate
+from tracked.capture.keys import MAX_TAG_LENGTH, safe_text, sanitize_key, truncate
 from tracked.capture.metrics import metric_values
 from tracked.capture.params import capture_params
-from tracked.capture.secrets import redact_value
+from tracked.capture.secrets import redact, redact_value
 from tracked.config import Settings, resolve
 from tracked.errors import TrackingError
 from tracked.integrations import scope
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 __all__ = ["TrackedRun", "current_run", "last_run", "log_metrics", "log_params", "run"]
 
 _last = threading.local()
+_MIN_STEP, _MAX_STEP = -(2**63), 2**63 - 1
 _stack: contextvars.ContextVar[tuple[TrackedRun, ...]] = contextvars.ContextVar(
     "tracked_runs", default=()
 )
@@ -145,6 +146,7 @@ class TrackedRun:
         self._data_args: dict[str, Any] = {}
         self._started = self._ended = False
         self._store_failed = False  # set when the store failed: the run then goes to the spool
+        self._deferred: TrackingError | None = None  # a strict-mode error raised after the end
         self.run_id: str | None = None
         self.model_uri: str | None = None
         self.model_name: str | None = None
@@ -293,12 +295,27 @@ class TrackedRun:
         """The per-iteration path: values are already valid; only append and buffer."""
         if not values:
             return
+        if step is not None and not (type(step) is int and _MIN_STEP <= step <= _MAX_STEP):
+            step = self._valid_step(step)
+            if step is None:
+                return
         timestamp = now_ms()
         points = [MetricPoint(k, v, step or 0, timestamp) for k, v in values.items()]
         with self._lock:
             self.record.metrics.extend(points)
         if self._buffer is not None and not self._ended:
             self._buffer.add(points)
+
+    def _valid_step(self, step: Any) -> int | None:
+        """An int step MLflow accepts (64-bit), or None after reporting why it is not one."""
+        try:
+            number = int(step)
+        except (TypeError, ValueError, OverflowError):
+            number = None
+        if number is None or number != step or not _MIN_STEP <= number <= _MAX_STEP:
+            self.problems.capture("step", "step", f"{step!r} is not a 64-bit integer; skipped")
+            return None
+        return number
 
     def log_params(self, params: Mapping[str, Any], *, _write: bool = True) -> None:
         """Log params (flattened, redacted); a changed value for a logged key is refused."""
@@ -327,9 +344,14 @@ class TrackedRun:
 
     def set_tags(self, tags: Mapping[str, Any], *, _write: bool = True) -> None:
         """Set run tags (values redacted and truncated to MLflow's limit)."""
-        clean = {
-            sanitize_key(k): truncate(redact_value(str(v)), MAX_TAG_LENGTH) for k, v in tags.items()
-        }
+        clean = {}
+        for key, value in tags.items():
+            name = sanitize_key(key)
+            text = safe_text(value)
+            if text is None:
+                self.problems.capture("unprintable", name, "str() and repr() of the tag raised")
+                continue
+            clean[name] = truncate(redact(name, text), MAX_TAG_LENGTH)
         self.record.tags.update(clean)
         if _write and clean:
             self._write(lambda w: w.set_tags(self.run_id, clean), "tags")
@@ -458,6 +480,8 @@ class TrackedRun:
                     break  # one registered version per run: the first model
         if self._store_failed:
             self._spool()
+        if self._deferred is not None and self.problems.strict:
+            raise self._deferred  # strict: raised only after the run's status is written
 
     def _spool(self) -> None:
         """The store was unreachable at the start or failed on the way: keep the whole run on
@@ -483,7 +507,10 @@ class TrackedRun:
             try:
                 saved = save_model(capture.obj, os.path.join(tmp, "model"), input_example=example)
             except TrackingError as error:
-                self.problems.failed(error, consequence="the run is recorded without this model")
+                self.problems.failed(
+                    error, consequence="the run is recorded without this model", raise_strict=False
+                )
+                self._deferred = self._deferred or error
                 return None
             upload = Artifact(capture.name, local_path=saved.path)
             self._write(lambda w: w.log_artifacts(self.run_id, [upload]), "model")

@@ -11,12 +11,13 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 
-from tracked.capture.secrets import strip_url_credentials
+from tracked.capture.secrets import redact_value, strip_url_credentials
 
 __all__ = ["GitState", "capture_git"]
 
 _TIMEOUT = 10.0
 MAX_DIFF_BYTES = 5 * 1024 * 1024
+_REDACT_SLACK = 4096
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,11 @@ def capture_git(path: str | os.PathLike[str] | None = None) -> GitState | None:
     diff = None
     if changed:
         diff = _git(cwd, "diff", "HEAD", "--no-color", "--no-ext-diff") or ""
-        if len(diff) > MAX_DIFF_BYTES:
+        cut = len(diff) > MAX_DIFF_BYTES
+        # An uncommitted change may hold a credential. Redacted a little past the cut, so that a
+        # token across it still has its shape, and no further: a huge diff costs no more.
+        diff = redact_value(diff[: MAX_DIFF_BYTES + _REDACT_SLACK])
+        if cut:
             diff = diff[:MAX_DIFF_BYTES] + f"\n... diff truncated at {MAX_DIFF_BYTES} bytes\n"
         if untracked:
             diff += "\n# untracked files (not in the diff):\n" + "".join(

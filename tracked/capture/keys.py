@@ -19,6 +19,7 @@ __all__ = [
     "MAX_PARAM_LENGTH",
     "MAX_TAG_LENGTH",
     "is_valid_key",
+    "safe_text",
     "sanitize_key",
     "short_hash",
     "truncate",
@@ -93,8 +94,22 @@ def truncate(value: str, limit: int) -> str:
     return value[: limit - len(marker)] + marker
 
 
+def safe_text(obj: object) -> str | None:
+    """`str(obj)` (repr if str raises) without NUL characters, which PostgreSQL rejects; None
+    when the object cannot be printed at all."""
+    if isinstance(obj, str):
+        text = obj
+    else:
+        try:
+            text = str(obj)
+        except Exception:
+            try:
+                text = repr(obj)
+            except Exception:
+                return None
+    return text.replace("\x00", "\\x00") if "\x00" in text else text
+
+
 def _safe_str(obj: object) -> str:
-    try:
-        return str(obj)
-    except Exception:
-        return f"<{type(obj).__name__}>"
+    text = safe_text(obj)
+    return text if text is not None else f"<{type(obj).__name__}>"

@@ -31,9 +31,10 @@ def read_result(result: Any, report: Report | None = None) -> Outcome:
     """Split a training function's return value into metrics and a model candidate."""
     if isinstance(result, Mapping):
         rest = {k: v for k, v in result.items() if k not in ("model", "metrics")}
-        metrics = metric_values(rest, report=report)
+        # `rest` is a copy: a value that refers back to `result` is a loop all the same.
+        metrics = metric_values(rest, report=report, _path=(id(result),))
         if isinstance(result.get("metrics"), Mapping):
-            metrics.update(metric_values(result["metrics"], report=report))
+            metrics.update(metric_values(result["metrics"], report=report, _path=(id(result),)))
         return Outcome(metrics, _model_candidate(result.get("model")))
     if isinstance(result, tuple) and not hasattr(result, "_fields"):
         metrics_part = next((item for item in result if isinstance(item, Mapping)), None)
@@ -51,11 +52,15 @@ def read_result(result: Any, report: Report | None = None) -> Outcome:
 
 
 def metric_values(
-    values: Mapping[Any, Any], prefix: str = "", report: Report | None = None
+    values: Mapping[Any, Any],
+    prefix: str = "",
+    report: Report | None = None,
+    *,
+    _path: tuple[int, ...] = (),
 ) -> dict[str, float]:
     """Numeric entries of `values` (nested mappings flattened) under valid MLflow keys."""
     out: dict[str, float] = {}
-    for key, value in _numbers(values, prefix, report, ()):
+    for key, value in _numbers(values, prefix, report, _path):
         safe = unique_key(sanitize_key(key), key, out)
         if safe != key and report:
             report("metric-name", key, f"renamed to {safe!r}: MLflow rejects the original")
@@ -69,6 +74,8 @@ def _numbers(
     values: Mapping[Any, Any], prefix: str, report: Report | None, path: tuple[int, ...]
 ) -> Iterator[tuple[str, float]]:
     if id(values) in path:
+        if report:
+            report("recursive", prefix.rstrip(".") or "metrics", "recursive; not followed")
         return
     for raw_key, value in values.items():
         key = f"{prefix}{_text(raw_key)}"

@@ -83,7 +83,11 @@ def capture_params(
             if text is None:
                 out.skipped.append(key)
                 continue
-            safe = unique_key(sanitize_key(key), key, out.params)
+            clean = sanitize_key(key)
+            safe = unique_key(clean, key, out.params)
+            if safe != key and report:
+                why = "MLflow rejects the original" if clean != key else "the name is taken"
+                report("param-name", key, f"renamed to {safe!r}: {why}")
             out.params[safe] = _redacted(key, text)
     return out
 
@@ -201,6 +205,8 @@ def _text(value: Any, key: str, report: Report | None) -> str:
                 if report:
                     report("unprintable", key, f"str() and repr() raised {type(exc).__name__}")
                 text = f"<unprintable {type(value).__name__}>"
+    if "\x00" in text:  # PostgreSQL-backed stores reject NUL characters
+        text = text.replace("\x00", "\\x00")
     if len(text) > MAX_PARAM_LENGTH and report:
         report("truncated", key, f"value of {len(text)} characters truncated with a hash suffix")
     return truncate(text, MAX_PARAM_LENGTH)

@@ -69,6 +69,34 @@ def client_for(tracking_uri: str, registry_uri: str) -> MlflowClient:
 
 _experiments: dict[tuple[str, str], str] = {}
 _experiments_lock = threading.Lock()
+_sqlite_open: set[tuple[str, str]] = set()
+_sqlite_open_lock = threading.Lock()
+
+
+def _open_sqlite_store(tracking_uri: str, registry_uri: str) -> None:
+    """Open a SQLite store once per process, one process at a time (issue #7).
+
+    MLflow creates and migrates a fresh database's schema on first contact, without a lock: two
+    processes doing it at once leave it half-migrated ("table _alembic_tmp_... already exists")
+    and unusable for good. The lock file is the one MLflow's own guarded initialisation uses.
+    """
+    if (tracking_uri, registry_uri) in _sqlite_open or not tracking_uri.startswith("sqlite:"):
+        return
+    import hashlib
+
+    digest = hashlib.md5(tracking_uri.encode(), usedforsecurity=False).hexdigest()
+    with _sqlite_open_lock, open(Path(tempfile.gettempdir(), f"db_init_lock-{digest}"), "w") as fh:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: no flock; MLflow's own behaviour
+            fcntl = None  # type: ignore[assignment]
+        if fcntl is not None:
+            fcntl.flock(fh, fcntl.LOCK_EX)  # released when the file closes, or the process dies
+        client = client_for(tracking_uri, registry_uri)
+        client.search_experiments(max_results=1)  # the tracking store: creates the schema
+        if registry_uri.startswith("sqlite:"):
+            client.search_registered_models(max_results=1)
+    _sqlite_open.add((tracking_uri, registry_uri))
 
 
 class MlflowWriter:
@@ -251,6 +279,7 @@ class MlflowWriter:
             raise self.down
         if not self._http:
             try:
+                _open_sqlite_store(self.settings.tracking_uri, self.settings.registry_uri)
                 return fn()
             except TrackingError:
                 raise
