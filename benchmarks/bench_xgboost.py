@@ -26,7 +26,6 @@ import xgboost as xgb
 from xgboost.callback import TrainingCallback
 
 import tracked
-from tracked.integrations import scope
 from tracked.writers.mlflow import client_for
 
 EVAL_METRICS = ["auc", "logloss", "error"]
@@ -115,13 +114,9 @@ def main() -> None:
     def bare(rounds: int = args.rounds, **kw: Any) -> xgb.Booster:
         return xgb.train(PARAMS, dtrain, rounds, evals=evals, verbose_eval=False, **kw)
 
-    def with_tracked(rounds: int = args.rounds, **options: Any) -> tracked.TrackedRun:
-        with tracked.run("bench-xgb", **options) as run:
-            scope.enter_run(run)  # until tracked/run.py calls it in start(); idempotent
-            try:
-                inside.append(best_of(1, lambda: bare(rounds)))
-            finally:
-                scope.exit_run(run)  # likewise for end()
+    def with_tracked(rounds: int = args.rounds) -> tracked.TrackedRun:
+        with tracked.run("bench-xgb") as run:
+            inside.append(best_of(1, lambda: bare(rounds)))
         return run
 
     def with_mlflow(rounds: int = args.rounds, **kw: Any) -> None:
@@ -133,18 +128,16 @@ def main() -> None:
 
     # Warm: schema created, MLflow imported, experiments, clients and registry model cached.
     warm = with_tracked(5)
-    with_tracked(5, register=False)
     naive(5)
     history = client_for(uri, uri).get_metric_history(str(warm.run_id), "val-auc")
     assert len(history) == 5, f"tracked captured {len(history)} of 5 val-auc points"
 
-    # Bare and tracked interleaved, so drift on the shared machine hits all alike.
-    samples: dict[str, list[tuple[float, float]]] = {"bare": [], "full": [], "unregistered": []}
+    # Bare and tracked interleaved, so drift on the shared machine hits both alike.
+    samples: dict[str, list[tuple[float, float]]] = {"bare": [], "tracked": []}
     inside.clear()
     for _ in range(args.repeat):
         samples["bare"].append(best_of(1, bare))
-        samples["full"].append(best_of(1, with_tracked))
-        samples["unregistered"].append(best_of(1, lambda: with_tracked(register=False)))
+        samples["tracked"].append(best_of(1, with_tracked))
 
     def best(values: list[tuple[float, float]]) -> tuple[float, float]:
         return min(w for w, _ in values), min(c for _, c in values)
@@ -152,8 +145,7 @@ def main() -> None:
     t_bare = best(samples["bare"])
     rows = [
         ("bare xgboost.train", t_bare),
-        ("tracked.run block (model logged + registered)", best(samples["full"])),
-        ("tracked.run block, register=False", best(samples["unregistered"])),
+        ("tracked.run block (model logged + registered)", best(samples["tracked"])),
         ("  its xgboost.train call alone (the capture)", best(inside)),
         ("mlflow.log_metric per metric per iteration", best_of(args.repeat, naive)),
     ]

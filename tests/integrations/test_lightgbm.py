@@ -14,7 +14,6 @@ import pytest
 
 import tracked
 from tracked.integrations import scope
-from tracked.run import TrackedRun
 
 ROUNDS = 6
 PARAMS = {"objective": "binary", "num_leaves": 7, "verbose": -1, "num_threads": 1}
@@ -43,24 +42,8 @@ def _assert_unpatched() -> None:
 
 
 @pytest.fixture(autouse=True)
-def _wired(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Call scope.enter_run/exit_run from TrackedRun.start/end, as tracked/run.py will.
-
-    Both are idempotent per run, so this stays harmless once run.py calls them itself.
-    """
-    start, end = TrackedRun.start, TrackedRun.end
-
-    def wired_start(self: TrackedRun) -> TrackedRun:
-        started = start(self)
-        scope.enter_run(self)
-        return started
-
-    def wired_end(self: TrackedRun, exc: BaseException | None = None) -> None:
-        scope.exit_run(self)
-        end(self, exc)
-
-    monkeypatch.setattr(TrackedRun, "start", wired_start)
-    monkeypatch.setattr(TrackedRun, "end", wired_end)
+def _unpatched_after() -> Iterator[None]:
+    """Every test leaves the frameworks exactly as it found them."""
     yield
     _assert_unpatched()
 

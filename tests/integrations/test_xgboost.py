@@ -19,7 +19,6 @@ from xgboost.callback import TrainingCallback
 
 import tracked
 from tracked.integrations import scope
-from tracked.run import TrackedRun
 
 ROUNDS = 6
 PARAMS = {"objective": "binary:logistic", "max_depth": 3, "eta": 0.3, "nthread": 1}
@@ -54,24 +53,8 @@ def _assert_unpatched() -> None:
 
 
 @pytest.fixture(autouse=True)
-def _wired(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Call scope.enter_run/exit_run from TrackedRun.start/end, as tracked/run.py will.
-
-    Both are idempotent per run, so this stays harmless once run.py calls them itself.
-    """
-    start, end = TrackedRun.start, TrackedRun.end
-
-    def wired_start(self: TrackedRun) -> TrackedRun:
-        started = start(self)
-        scope.enter_run(self)
-        return started
-
-    def wired_end(self: TrackedRun, exc: BaseException | None = None) -> None:
-        scope.exit_run(self)
-        end(self, exc)
-
-    monkeypatch.setattr(TrackedRun, "start", wired_start)
-    monkeypatch.setattr(TrackedRun, "end", wired_end)
+def _unpatched_after() -> Iterator[None]:
+    """Every test leaves the frameworks exactly as it found them."""
     yield
     _assert_unpatched()
 
@@ -392,15 +375,6 @@ def test_xgboost_imported_inside_the_block_is_patched_from_the_next_block(
         f"""
         import json, sys
         import tracked
-        from tracked.integrations import scope
-        from tracked.run import TrackedRun
-
-        start, end = TrackedRun.start, TrackedRun.end
-        def wired_start(self):
-            started = start(self); scope.enter_run(self); return started
-        def wired_end(self, exc=None):
-            scope.exit_run(self); end(self, exc)
-        TrackedRun.start, TrackedRun.end = wired_start, wired_end
 
         tracked.configure(tracking_uri={sqlite_uri!r}, experiment="late-import", project="p")
         out = {{}}
