@@ -293,7 +293,7 @@ def _promote_worker(uri: str, experiment: str, name: str, score: float, barrier)
     with tracked.run("train", model_name=name, register=True) as run:
         run.log_metrics({"score": score})
         run.log_model(Scorer())
-    barrier.wait()  # all candidates registered: now they all promote at once
+    barrier.wait(timeout=120)  # all registered: now they all promote at once (or all fail)
     decision = tracked.promote(name, run.model_version, policy=beats_policy())
     return {
         "version": run.model_version,
@@ -315,9 +315,9 @@ def test_concurrent_promotions_end_on_the_best(store) -> None:
     with ctx.Manager() as manager:
         barrier = manager.Barrier(len(scores))
         with ctx.Pool(len(scores)) as pool:
-            results = pool.starmap(
+            results = pool.starmap_async(
                 _promote_worker, [(store.uri, store.experiment, name, s, barrier) for s in scores]
-            )
+            ).get(timeout=240)
     by_version = {r["version"]: r for r in results}
     best = max(results, key=lambda r: r["score"])
     assert holder(store, name) == best["version"]

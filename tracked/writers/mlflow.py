@@ -78,14 +78,19 @@ def _open_sqlite_store(tracking_uri: str, registry_uri: str) -> None:
 
     MLflow creates and migrates a fresh database's schema on first contact, without a lock: two
     processes doing it at once leave it half-migrated ("table _alembic_tmp_... already exists")
-    and unusable for good. The lock file is the one MLflow's own guarded initialisation uses.
+    and unusable for good. The lock file is tracked's own: MLflow's `_safe_initialize_tables`
+    takes `db_init_lock-<md5>` with a second flock inside this one, which on the same file would
+    block this very process forever.
     """
     if (tracking_uri, registry_uri) in _sqlite_open or not tracking_uri.startswith("sqlite:"):
         return
     import hashlib
 
     digest = hashlib.md5(tracking_uri.encode(), usedforsecurity=False).hexdigest()
-    with _sqlite_open_lock, open(Path(tempfile.gettempdir(), f"db_init_lock-{digest}"), "w") as fh:
+    with (
+        _sqlite_open_lock,
+        open(Path(tempfile.gettempdir(), f"tracked-sqlite-open-{digest}"), "w") as fh,
+    ):
         try:
             import fcntl
         except ImportError:  # pragma: no cover - Windows: no flock; MLflow's own behaviour
