@@ -423,7 +423,9 @@ def _registry_lock(registry: Any, name: str, timeout: float = LOCK_TIMEOUT) -> I
             )
             break
         except MlflowException as exc:
-            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            # "already exists": someone holds it. "does not exist": the store raced our create
+            # against the holder's delete; either way, try again.
+            if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "RESOURCE_DOES_NOT_EXIST"):
                 raise
         _break_if_stale(registry, lock)
         if time.monotonic() > deadline:
@@ -437,7 +439,9 @@ def _registry_lock(registry: Any, name: str, timeout: float = LOCK_TIMEOUT) -> I
         yield
     finally:
         with contextlib.suppress(MlflowException):
-            registry.delete_registered_model(lock)
+            held = registry.get_registered_model(lock)
+            if (held.tags or {}).get("tracked.lock.owner") == owner:  # never free someone else's
+                registry.delete_registered_model(lock)
 
 
 def _break_if_stale(registry: Any, lock: str) -> None:
