@@ -254,6 +254,39 @@ def booster_params(params: Any) -> dict[str, Any]:
 
 
 @functools.lru_cache(maxsize=32)
+def training_targets(
+    modules: Iterable[str], sklearn_module: str, base_class: str, capture: Callable[[Any], Capture]
+) -> list[tuple[Any, str, Hook]]:
+    """Where a framework gets wrappers: every imported module's `train` name (the user's and the
+    one its scikit-learn API calls), and each scikit-learn estimator class's own `fit`."""
+    from tracked.run import current_run  # at patch time: run.py imports this module
+
+    def train(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        run = current_run()
+        if run is None or capturing():
+            return wrapped(*args, **kwargs)
+        return run_captured(run, wrapped, args, kwargs, capture(run))
+
+    def fit(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if current_run() is None:
+            return wrapped(*args, **kwargs)
+        return fit_estimator(instance, wrapped, args, kwargs)
+
+    targets: list[tuple[Any, str, Hook]] = []
+    for name in modules:
+        module = sys.modules.get(name)
+        if module is not None and "train" in vars(module):
+            targets.append((module, "train", train))
+    sklearn_api = sys.modules.get(sklearn_module)
+    base = getattr(sklearn_api, base_class, None)
+    if base is not None:
+        classes = {c for c in vars(sklearn_api).values() if inspect.isclass(c)}
+        for cls in sorted(classes, key=lambda c: c.__qualname__):
+            if issubclass(cls, base) and "fit" in vars(cls):
+                targets.append((cls, "fit", fit))
+    return targets
+
+
 def _signature(func: Callable[..., Any]) -> inspect.Signature:
     return inspect.signature(func)
 

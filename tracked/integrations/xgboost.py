@@ -14,8 +14,6 @@ captured.
 
 from __future__ import annotations
 
-import inspect
-import sys
 from typing import Any
 
 from xgboost.callback import TrainingCallback
@@ -23,40 +21,16 @@ from xgboost.callback import TrainingCallback
 from tracked.capture.keys import sanitize_key
 from tracked.integrations import scope
 from tracked.integrations.scope import Hook
-from tracked.run import TrackedRun, current_run
+from tracked.run import TrackedRun
 
 __all__ = ["MetricRecorder", "patch_targets"]
 
 
 def patch_targets() -> list[tuple[Any, str, Hook]]:
-    """Where `scope` puts wrappers: every `train` name the user or the scikit-learn API calls,
-    and each scikit-learn estimator class's own `fit`."""
-    targets: list[tuple[Any, str, Hook]] = []
-    for name in ("xgboost", "xgboost.training", "xgboost.sklearn"):
-        module = sys.modules.get(name)
-        if module is not None and "train" in vars(module):
-            targets.append((module, "train", _train))
-    sklearn_api = sys.modules.get("xgboost.sklearn")
-    base = getattr(sklearn_api, "XGBModel", None)
-    if base is not None:
-        classes = {c for c in vars(sklearn_api).values() if inspect.isclass(c)}
-        for cls in sorted(classes, key=lambda c: c.__qualname__):
-            if issubclass(cls, base) and "fit" in vars(cls):
-                targets.append((cls, "fit", _fit))
-    return targets
-
-
-def _train(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    run = current_run()
-    if run is None or scope.capturing():
-        return wrapped(*args, **kwargs)
-    return scope.run_captured(run, wrapped, args, kwargs, _Capture(run))
-
-
-def _fit(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    if current_run() is None:
-        return wrapped(*args, **kwargs)
-    return scope.fit_estimator(instance, wrapped, args, kwargs)
+    """Where `scope` puts wrappers for xgboost."""
+    return scope.training_targets(
+        ("xgboost", "xgboost.training", "xgboost.sklearn"), "xgboost.sklearn", "XGBModel", _Capture
+    )
 
 
 class _Capture:
