@@ -33,14 +33,23 @@ T = TypeVar("T")
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 BUCKET = "tracked-test"
 SERVER_START_TIMEOUT = 60.0
+MULTI_WORKERS = 4  # `mlflow server`'s own default
 LOG_TAIL_LINES = 200
 SERVICE_FIXTURES = frozenset(
-    {"postgres_server", "postgres_url", "s3_endpoint", "mlflow_server", "auth_server"}
+    {
+        "postgres_server",
+        "postgres_url",
+        "s3_endpoint",
+        "mlflow_server",
+        "auth_server",
+        "multi_worker_server",
+    }
 )
 # Fixtures whose value has a ``log_path`` worth attaching to a failing test, and the section.
 LOGGED_SERVER_FIXTURES = {
     "mlflow_server": "mlflow server log",
     "auth_server": "mlflow server log (auth_server)",
+    "multi_worker_server": "mlflow server log (multi_worker_server)",
 }
 
 
@@ -323,6 +332,7 @@ def _start_mlflow_server(
     log_dir: Path,
     extra_args: Sequence[str] = (),
     extra_env: dict[str, str] | None = None,
+    workers: int = 1,
 ) -> tuple[subprocess.Popen[bytes], MlflowServer]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -341,7 +351,7 @@ def _start_mlflow_server(
         "--port",
         str(port),
         "--workers",
-        "1",
+        str(workers),
         *extra_args,
     ]
     env = {
@@ -350,6 +360,10 @@ def _start_mlflow_server(
         # The job runner (GenAI evaluation/optimisation) forks ~7 huey consumers; tracking
         # does not use it, and they would compete for the CPU with the tests.
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        # PostgreSQL allows 100 connections; every server process keeps a SQLAlchemy pool (5 + 10
+        # overflow by default), and the session runs several servers with several workers.
+        "MLFLOW_SQLALCHEMYSTORE_POOL_SIZE": "2",
+        "MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW": "4",
         **(extra_env or {}),
     }
     # Inherited values would override the ini file or point the server somewhere else.
@@ -374,6 +388,32 @@ def mlflow_server(
     """``mlflow server`` on ``postgres_url`` with artifacts proxied to ``s3://tracked-test/mlflow``."""
     process, server = _start_mlflow_server(
         postgres_url, s3_endpoint, tmp_path_factory.mktemp("mlflow-server")
+    )
+    try:
+        yield server
+    finally:
+        _stop(process)
+
+
+@pytest.fixture(scope="session")
+def multi_worker_server(
+    postgres_server: PostgresServer,
+    s3_endpoint: S3Endpoint,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[MlflowServer]:
+    """Like ``mlflow_server`` (own database, same bucket) with ``--workers 4``, mlflow's default:
+    several server processes race on the same rows, as in a real deployment."""
+    process, server = _start_mlflow_server(
+        postgres_server.create_database(),
+        s3_endpoint,
+        tmp_path_factory.mktemp("multi-worker-server"),
+        workers=MULTI_WORKERS,
+        # SQLAlchemy's default pools (5 + 10 overflow per engine, several engines per worker)
+        # let 4 workers under load take most of PostgreSQL's default 100 connections.
+        extra_env={
+            "MLFLOW_SQLALCHEMYSTORE_POOL_SIZE": "3",
+            "MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW": "2",
+        },
     )
     try:
         yield server
