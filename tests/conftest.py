@@ -125,9 +125,10 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         text = ", ".join(f"{n} {o}" for o, n in outcomes.items()) or "none"
         terminalreporter.write_line(f"{'services (all)' if name == 'all' else name}: {text}")
     for props in figures:
+        spooled = props.get("load_runs_spooled_then_synced", 0)
         terminalreporter.write_line(
             f"load: {props['load_runs']} registered runs in {props['load_seconds']} s"
-            f" = {props['load_runs_per_second']} runs/s"
+            f" = {props['load_runs_per_second']} runs/s ({spooled} spooled, then synced)"
         )
 
 

@@ -44,7 +44,7 @@ class Terminated(KeyboardInterrupt):
 
 _lock = threading.RLock()  # reentrant: the SIGTERM handler may run while the main thread holds it
 _runs: dict[int, tuple[Any, int]] = {}  # id(run) -> (run, the thread it started in), in order
-_installed = {"atexit": False, "sigterm": False}
+_installed = {"atexit": False, "sigterm": False, "explicit": False}
 _terminated: list[int] = []  # the signal that asked the process to stop, once it did
 _stopping = threading.Event()  # set while this module ends runs itself
 
@@ -63,8 +63,24 @@ def unregister(run: Any) -> None:
     """A run has ended. After a SIGTERM that waited for this run to finish writing, act now."""
     with _lock:
         _runs.pop(id(run), None)
+        idle = not _runs
     if _terminated and not _stopping.is_set():
         _terminate(_terminated[0])
+    elif idle:
+        _uninstall_sigterm()
+
+
+def _uninstall_sigterm() -> None:
+    """No run is open: give SIGTERM back its default. A handler left behind would outlive the
+    runs it protects (a multiprocessing pool's terminate() could then hang on its workers)."""
+    if _installed["explicit"] or threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        if signal.getsignal(signal.SIGTERM) is _on_sigterm:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            _installed["sigterm"] = False
+    except (ValueError, OSError, AttributeError):
+        return
 
 
 def live_runs() -> list[Any]:
@@ -82,12 +98,17 @@ def _main_thread_has_runs() -> bool:
 def install() -> None:
     """Install the SIGTERM handler now (if SIGTERM is still SIG_DFL); call it from the main
     thread in a program whose runs all start in other threads, where Python does not allow it."""
+    _installed["explicit"] = True  # kept installed between runs
     _install_sigterm()
 
 
 def _install_sigterm() -> None:
     if _installed["sigterm"] or threading.current_thread() is not threading.main_thread():
         return
+    import multiprocessing
+
+    if multiprocessing.parent_process() is not None:
+        return  # a worker process: its parent decides how it ends (Pool.terminate sends SIGTERM)
     try:
         if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
             _installed["sigterm"] = True  # the user's (or SIG_IGN): keep it, never look again
