@@ -230,15 +230,10 @@ def _replay(entry: SpooledRun, writer: Any) -> SyncEntry:
     elif entry.policy_text and record.status == "FINISHED":
         promotion = ("not promoted: no model was registered",)
     remove_entry(entry)
-    return SyncEntry(
-        entry.spool_id,
+    return _entry(
+        entry,
         "sent",
-        str(entry.path),
-        name=record.name,
-        experiment=record.experiment,
-        store=entry.store,
         run_id=run_id,
-        metric_points=len(record.metrics),
         sent_points=sent,
         artifacts=len(record.artifacts) + sum(m.saved_path is not None for m in record.models),
         model=model,
@@ -288,14 +283,9 @@ def _preview(entry: SpooledRun, store: str) -> SyncEntry:
         except TrackingError as error:
             model = f"not registrable: {error}"
     promotion = tuple(f"promotion {text}" for text in entry.policy_text)
-    return SyncEntry(
-        entry.spool_id,
+    return _entry(
+        entry,
         "would send",
-        str(entry.path),
-        name=record.name,
-        experiment=record.experiment,
-        store=entry.store,
-        metric_points=len(record.metrics),
         artifacts=len(record.artifacts) + sum(m.saved_path is not None for m in record.models),
         model=model,
         promotion=promotion,
@@ -316,16 +306,21 @@ def _elsewhere(entry: SpooledRun, store: str) -> str:
 
 
 def _failed(entry: SpooledRun, detail: str) -> SyncEntry:
+    return _entry(entry, "failed", detail=detail)
+
+
+def _entry(entry: SpooledRun, status: str, **details: Any) -> SyncEntry:
+    """A report line for `entry`: what every status says about the run, plus `details`."""
     record = entry.record
     return SyncEntry(
         entry.spool_id,
-        "failed",
+        status,
         str(entry.path),
         name=record.name,
         experiment=record.experiment,
         store=entry.store,
         metric_points=len(record.metrics),
-        detail=detail,
+        **details,
     )
 
 
