@@ -1,24 +1,30 @@
-"""RunRecord: the plain data a training run produced. No I/O here.
+"""RunRecord: what a run is, as plain data. No I/O here.
 
-Capturers fill a record; writers (MLflow, the offline spool) send it somewhere. Everything in it
-is already sanitised for MLflow: keys valid, values strings of allowed length.
+A run produces events (params, tags, metric points, inputs, artifacts, models, its end); the
+journal (tracked/journal.py) keeps them on disk in order, the sender ships them to the store, and a
+`RunRecord` is their fold: what the run looks like now. The live run keeps one in memory; `tracked
+sync` rebuilds one by reading a journal. Metric points are not kept: a record holds the latest
+value of each metric (what registration and the summary line need), so memory does not grow with
+the number of points.
+
+Everything in a record is already sanitised for MLflow: keys valid, values strings of allowed
+length.
 """
 
 from __future__ import annotations
 
-import base64
 import time
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = [
     "Artifact",
     "DatasetInput",
-    "MetricPoint",
+    "Latest",
     "ModelCapture",
     "RunRecord",
+    "Slot",
     "context_for",
     "now_ms",
 ]
@@ -30,22 +36,11 @@ def now_ms() -> int:
 
 
 @dataclass(frozen=True)
-class MetricPoint:
-    """One metric value; `step` 0 for final (unstepped) metrics, as MLflow stores them."""
-
-    key: str
-    value: float
-    step: int = 0
-    timestamp: int = field(default_factory=now_ms)
-
-
-@dataclass(frozen=True)
 class Artifact:
-    """A file to attach to the run: either in-memory `content` or an existing `local_path`."""
+    """A file or directory attached to a run, already copied into the run's staging area."""
 
-    path: str  # where it goes inside the run's artifacts, e.g. "tracked/git.diff"
-    content: bytes | None = None
-    local_path: str | None = None
+    path: str  # where it goes inside the run's artifacts, e.g. "plots/loss.png"
+    file: str  # the staged copy, relative to the journal directory
 
 
 def context_for(name: str) -> str:
@@ -71,17 +66,74 @@ class DatasetInput:
     schema: dict[str, str] | None = None
     nbytes: int = 0
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "digest": self.digest,
+            "kind": self.kind,
+            "context": self.context,
+            "source": self.source,
+            "shape": None if self.shape is None else list(self.shape),
+            "schema": self.schema,
+            "nbytes": self.nbytes,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DatasetInput:
+        shape = data.get("shape")
+        return cls(
+            name=str(data["name"]),
+            digest=str(data["digest"]),
+            kind=str(data["kind"]),
+            context=str(data.get("context", "training")),
+            source=data.get("source"),
+            shape=None if shape is None else tuple(int(n) for n in shape),
+            schema=data.get("schema"),
+            nbytes=int(data.get("nbytes", 0)),
+        )
+
 
 @dataclass
 class ModelCapture:
-    """A model the run produced, to be logged (and registered) when the run ends."""
+    """A model the run produced: the object while the run is live, then its saved directory."""
 
     obj: Any
     name: str = "model"  # artifact path inside the run
+    slot: int = 0  # which run of the journal it belongs to (0: the run, k: its k-th training)
     input_example: Any = None
     register: bool = True
     flavor: str | None = None  # set once saved
-    saved_path: str | None = None  # the saved MLflow model directory, while it exists
+    serialization: str | None = None
+    directory: str | None = None  # the saved MLflow model, relative to the journal directory
+    model_class: str | None = None  # module.qualname of the object
+    tokenizer: Any = None  # saved with a Hugging Face model
+    logged_model_id: str | None = None  # MLflow already logged it in the run (autolog): reused
+
+
+_new_tuple = tuple.__new__  # a NamedTuple without its Python-level __new__ (per-point cost)
+
+
+class Latest(NamedTuple):
+    """The latest point of a metric, as MLflow picks it: highest (step, timestamp, value)."""
+
+    value: float
+    step: int
+    timestamp: int
+
+
+@dataclass
+class Slot:
+    """A run inside a journal besides the main one: a captured training (a child run once a
+    second training made the trainings separate runs)."""
+
+    index: int
+    name: str
+    framework: str
+    params: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    latest: dict[str, Latest] = field(default_factory=dict)
+    child: bool = False  # its own run (True) or logging into the main run (False)
+    status: str = "RUNNING"
 
 
 @dataclass
@@ -92,118 +144,45 @@ class RunRecord:
     experiment: str
     project: str
     run_uuid: str = field(default_factory=lambda: uuid.uuid4().hex)
+    experiment_id: str | None = None  # when known (an experiment set with mlflow.set_experiment)
     parent_run_id: str | None = None
+    parent_uuid: str | None = None  # the parent's journal, when its run id is not known yet
     start_time: int = field(default_factory=now_ms)
     end_time: int | None = None
     status: str = "RUNNING"
     params: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
-    metrics: list[MetricPoint] = field(default_factory=list)
+    latest: dict[str, Latest] = field(default_factory=dict)
+    points: int = 0  # metric points logged so far (all slots)
     artifacts: list[Artifact] = field(default_factory=list)
     inputs: list[DatasetInput] = field(default_factory=list)
     models: list[ModelCapture] = field(default_factory=list)
-    model_name: str | None = None  # the registered-model name the run intends to use
-    promote: list[Any] = field(default_factory=list)  # PromotionPolicy objects
+    slots: dict[int, Slot] = field(default_factory=dict)
+    model_name: str | None = None  # the registered-model name template the run asked for
+    promote: list[Any] = field(default_factory=list)  # PromotionPolicy objects (live runs)
 
-    def latest_metrics(self) -> dict[str, float]:
-        """The last value logged for each key (by step, then time), as MLflow shows them."""
-        latest: dict[str, MetricPoint] = {}
-        for point in self.metrics:
-            seen = latest.get(point.key)
-            if seen is None or (point.step, point.timestamp) >= (seen.step, seen.timestamp):
-                latest[point.key] = point
+    def latest_metrics(self, slot: int = 0) -> dict[str, float]:
+        """The latest value of each metric of the run (or of one of its training slots)."""
+        latest = self.latest if slot == 0 else self.slots[slot].latest
         return {key: point.value for key, point in latest.items()}
 
-    def to_dict(self) -> dict[str, Any]:
-        """The record as JSON-ready data (the spool's record.json); `from_dict` reads it back.
-
-        Metric points are `[key, value, step, timestamp]` lists; in-memory artifact content is
-        base64. Models are kept by name, flavor and saved path, not as objects, and promotion
-        policies are left out: they are Python objects (the spool pickles them separately).
-        """
-        return {
-            "name": self.name,
-            "experiment": self.experiment,
-            "project": self.project,
-            "run_uuid": self.run_uuid,
-            "parent_run_id": self.parent_run_id,
-            "start_time": self.start_time,
-            "end_time": self.end_time,
-            "status": self.status,
-            "params": dict(self.params),
-            "tags": dict(self.tags),
-            "metrics": [[p.key, p.value, p.step, p.timestamp] for p in self.metrics],
-            "artifacts": [_artifact_dict(a) for a in self.artifacts],
-            "inputs": [_input_dict(i) for i in self.inputs],
-            "models": [
-                {"name": m.name, "register": m.register, "flavor": m.flavor, "path": m.saved_path}
-                for m in self.models
-            ],
-            "model_name": self.model_name,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> RunRecord:
-        """The record `to_dict` wrote; models come back without their objects (`obj` None)."""
-        return cls(
-            name=data["name"],
-            experiment=data["experiment"],
-            project=data["project"],
-            run_uuid=data["run_uuid"],
-            parent_run_id=data.get("parent_run_id"),
-            start_time=int(data["start_time"]),
-            end_time=None if data.get("end_time") is None else int(data["end_time"]),
-            status=data.get("status", "RUNNING"),
-            params={str(k): str(v) for k, v in data.get("params", {}).items()},
-            tags={str(k): str(v) for k, v in data.get("tags", {}).items()},
-            metrics=[
-                MetricPoint(str(k), float(v), int(s), int(t)) for k, v, s, t in data["metrics"]
-            ],
-            artifacts=[
-                Artifact(
-                    a["path"],
-                    content=base64.b64decode(a["content"]) if "content" in a else None,
-                    local_path=a.get("local_path"),
-                )
-                for a in data.get("artifacts", [])
-            ],
-            inputs=[
-                DatasetInput(
-                    **{**i, "shape": None if i.get("shape") is None else tuple(i["shape"])}
-                )
-                for i in data.get("inputs", [])
-            ],
-            models=[
-                ModelCapture(
-                    None,
-                    name=m["name"],
-                    register=bool(m.get("register", True)),
-                    flavor=m.get("flavor"),
-                    saved_path=m.get("path"),
-                )
-                for m in data.get("models", [])
-            ],
-            model_name=data.get("model_name"),
-        )
-
-
-def _artifact_dict(artifact: Artifact) -> dict[str, Any]:
-    out: dict[str, Any] = {"path": artifact.path}
-    if artifact.content is not None:
-        out["content"] = base64.b64encode(artifact.content).decode("ascii")
-    if artifact.local_path is not None:
-        out["local_path"] = artifact.local_path
-    return out
-
-
-def _input_dict(data: DatasetInput) -> dict[str, Any]:
-    return {
-        "name": data.name,
-        "digest": data.digest,
-        "kind": data.kind,
-        "context": data.context,
-        "source": data.source,
-        "shape": None if data.shape is None else list(data.shape),
-        "schema": data.schema,
-        "nbytes": data.nbytes,
-    }
+    def note_point(self, slot: int, key: str, value: float, step: int, timestamp: int) -> None:
+        """Fold one metric point into the latest values (MLflow's order: step, time, value)."""
+        self.points += 1
+        if slot == 0:  # the hot path: the run's own point
+            seen = self.latest.get(key)
+            if (
+                seen is None
+                or step > seen[1]
+                or (step, timestamp, value) >= (seen[1], seen[2], seen[0])
+            ):
+                self.latest[key] = _new_tuple(Latest, (value, step, timestamp))
+            return
+        found = self.slots.get(slot)
+        targets = [self.latest] if found is None else [found.latest]
+        if found is not None and not found.child:  # a lone training logs into the main run
+            targets.append(self.latest)
+        for latest in targets:
+            seen = latest.get(key)
+            if seen is None or (step, timestamp, value) >= (seen.step, seen.timestamp, seen.value):
+                latest[key] = Latest(value, step, timestamp)

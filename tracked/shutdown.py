@@ -47,6 +47,9 @@ _runs: dict[int, tuple[Any, int]] = {}  # id(run) -> (run, the thread it started
 _installed = {"atexit": False, "sigterm": False, "explicit": False}
 _terminated: list[int] = []  # the signal that asked the process to stop, once it did
 _stopping = threading.Event()  # set while this module ends runs itself
+# After SIGTERM the sender gets at most this long (Kubernetes' grace period is 30 s by default);
+# what it has not sent by then stays in the journals, whole, for `tracked sync`.
+SIGTERM_WAIT = 20.0
 
 
 def register(run: Any) -> None:
@@ -55,8 +58,21 @@ def register(run: Any) -> None:
         _runs[id(run)] = (run, threading.get_ident())
         if not _installed["atexit"]:
             atexit.register(_at_exit)
+            if in_worker_process():  # a multiprocessing child exits through its finalizers
+                import multiprocessing.util
+
+                multiprocessing.util.Finalize(None, _at_exit, exitpriority=100)
             _installed["atexit"] = True
     _install_sigterm()
+
+
+def in_worker_process() -> bool:
+    """Whether this process is a multiprocessing worker (its exit runs no atexit handlers)."""
+    if "multiprocessing" not in sys.modules:
+        return False
+    import multiprocessing
+
+    return multiprocessing.parent_process() is not None
 
 
 def unregister(run: Any) -> None:
@@ -127,11 +143,12 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 
 def _terminate(signum: int) -> None:
     runs = live_runs()
-    if any(getattr(run, "_ended", False) for run in runs):
+    if any(run.ended for run in runs):
         return  # a run is writing its end: let it finish; its unregister() comes back here
     if threading.current_thread() is threading.main_thread() and _main_thread_has_runs():
         raise Terminated(signum)  # unwinds the user's code; each run ends KILLED on the way
     _end_all(Terminated(signum))
+    _drain(cap=SIGTERM_WAIT)
     os.kill(os.getpid(), signum)
 
 
@@ -147,8 +164,43 @@ def _end_all(exc: BaseException | None) -> None:
 def _at_exit() -> None:
     if _terminated:
         _end_all(Terminated(_terminated[0]))
+        _drain(cap=SIGTERM_WAIT)
         signal.signal(_terminated[0], signal.SIG_DFL)
         os.kill(os.getpid(), _terminated[0])
         return
     uncaught = getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
     _end_all(uncaught if isinstance(uncaught, BaseException) else None)
+    _drain()
+
+
+def _drain(cap: float | None = None) -> None:
+    """Give the sender up to `exit_wait` seconds (at most `cap`) to send what the runs logged;
+    say what is left (it stays in the journals, for `tracked sync`)."""
+    from tracked import journal
+    from tracked.problems import store_failure_summary
+
+    journal.flush_all()
+    if "tracked.sender" not in sys.modules:
+        return
+    from tracked.config import resolve
+    from tracked.feedback import exit_line
+    from tracked.sender import sender
+
+    try:
+        settings = resolve()
+    except Exception:  # a malformed pyproject.toml at exit: use the defaults' wait
+        settings = None
+    wait = settings.exit_wait if settings is not None else 60.0
+    if cap is not None:
+        wait = min(wait, cap)
+    left = sender().drain(wait)
+    summary = store_failure_summary()
+    if summary:
+        sys.stderr.write(summary + "\n")
+    if left:
+        failure = next((s.failure for s in left if s.failure is not None), None)
+        reason = (
+            "the store is unreachable" if failure is not None else f"still sending after {wait:g} s"
+        )
+        spool = str(left[0].directory.parent)
+        sys.stderr.write(exit_line(len(left), spool, reason) + "\n")

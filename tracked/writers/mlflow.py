@@ -1,479 +1,438 @@
-"""The MLflow writer: the only module that sends run data to MLflow's tracking API.
+"""The MLflow writer: what a journal's events become in an MLflow tracking store.
 
-It uses `MlflowClient` with explicit run ids, never MLflow's fluent "active run" state, so runs
-in different threads and nested runs cannot leak into each other, and no MLflow run is ever left
-active in the user's process.
+It sends through `tracked.store` (the one door: bounds, error translation) with explicit run ids,
+never MLflow's fluent "active run" state. The sender (tracked/sender.py) calls it; the training
+thread never does, except at a run's end to publish its models.
 
-A training run never waits long on a store that is down or hangs (issue #7): every call to an
-HTTP store goes through `_call`, which gives MLflow's HTTP layer tracked's own limits for that
-call only (no retries inside MLflow, 5 s without an answer is a failure: `_HTTP_LIMITS`), retries
-a request that could not even connect for at most `RETRY_BUDGET` seconds, and after a store
-proved unreachable makes every later call of the same writer fail at once (`down`). The user's
-own MLflow calls keep MLflow's settings: nothing is written to `os.environ`.
+Metric points go in batches. On a SQL store (the embedded SQLite store, or a database URI)
+they are written with one multi-row INSERT per batch through MLflow's own table definitions,
+ignoring rows the store already holds (MLflow's primary key covers key, step, timestamp and
+value), then the latest values are updated as MLflow's `log_batch` would; MLflow's `log_batch`
+costs about 0.1 ms of Python per point there, the bulk insert a few microseconds. Anything
+unusual (another store type, a schema this code does not know) falls back to `log_batch`, which
+dedupes the same way on every MLflow store.
 """
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import json
+import math
 import os
-import shutil
-import tempfile
 import threading
-import time
-import urllib.error
 import urllib.parse
-import urllib.request
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
+from tracked import tags as T
 from tracked.capture.keys import sanitize_key
-from tracked.config import Settings
-from tracked.errors import StoreUnavailableError, TrackingError
-from tracked.problems import store_error
-from tracked.record import Artifact, DatasetInput, MetricPoint, RunRecord
+from tracked.errors import StoreRejectedError, TrackingError
+from tracked.record import DatasetInput
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-__all__ = ["MlflowWriter", "client_for"]
+    from tracked.store import Store
 
-MAX_METRICS_PER_BATCH = 1000
+__all__ = ["MAX_METRICS_PER_BATCH", "MAX_PARAMS_TAGS_PER_BATCH", "MlflowWriter"]
+
+MAX_METRICS_PER_BATCH = 1000  # MLflow's limits per log_batch call
 MAX_PARAMS_TAGS_PER_BATCH = 100
-_PROBE_TIMEOUT = 3.0
-
-# What MLflow's HTTP layer uses for tracked's calls, whatever MLFLOW_HTTP_REQUEST_* say (their
-# defaults retry an unreachable server for minutes, with a 120 s timeout per attempt).
-_HTTP_LIMITS = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": 0,  # `_call` retries, and only what was never sent
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": 5,  # seconds to connect, and without a byte of the answer
-}
-RETRY_BUDGET = 3.0  # seconds one call may spend retrying a server that refuses connections
-_RETRY_DELAYS = (0.25, 0.5, 1.0, 2.0)
-_bounded: contextvars.ContextVar[bool] = contextvars.ContextVar("tracked_http", default=False)
-_bound_lock = threading.Lock()
-_bound_installed = False
-
-T = TypeVar("T")
-
-
-@functools.lru_cache(maxsize=32)
-def client_for(tracking_uri: str, registry_uri: str) -> MlflowClient:
-    """One MlflowClient per store pair, reused: building one re-reads the store's schema."""
-    from mlflow import MlflowClient
-
-    return MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
-
-
-_experiments: dict[tuple[str, str], str] = {}
-_experiments_lock = threading.Lock()
-_sqlite_open: set[tuple[str, str]] = set()
-_sqlite_open_lock = threading.Lock()
-
-
-def _open_sqlite_store(tracking_uri: str, registry_uri: str) -> None:
-    """Open a SQLite store once per process, one process at a time (issue #7).
-
-    MLflow creates and migrates a fresh database's schema on first contact, without a lock: two
-    processes doing it at once leave it half-migrated ("table _alembic_tmp_... already exists")
-    and unusable for good. The lock file is tracked's own: MLflow's `_safe_initialize_tables`
-    takes `db_init_lock-<md5>` with a second flock inside this one, which on the same file would
-    block this very process forever.
-    """
-    if (tracking_uri, registry_uri) in _sqlite_open or not tracking_uri.startswith("sqlite:"):
-        return
-    import hashlib
-
-    digest = hashlib.md5(tracking_uri.encode(), usedforsecurity=False).hexdigest()
-    with (
-        _sqlite_open_lock,
-        open(Path(tempfile.gettempdir(), f"tracked-sqlite-open-{digest}"), "w") as fh,
-    ):
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - Windows: no flock; MLflow's own behaviour
-            fcntl = None  # type: ignore[assignment]
-        if fcntl is not None:
-            fcntl.flock(fh, fcntl.LOCK_EX)  # released when the file closes, or the process dies
-        client = client_for(tracking_uri, registry_uri)
-        client.search_experiments(max_results=1)  # the tracking store: creates the schema
-        if registry_uri.startswith("sqlite:"):
-            client.search_registered_models(max_results=1)
-    _sqlite_open.add((tracking_uri, registry_uri))
+SQL_BATCH = 20_000  # points per bulk INSERT on a SQL store
+_SQL_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
 
 
 class MlflowWriter:
-    """Writes one run to an MLflow tracking store."""
+    """Writes runs to one MLflow store. Stateless apart from caches; thread-safe."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.uri = settings.tracking_uri
-        self.artifact_uri: str | None = None  # the run's artifact root, once created
-        # The first "unreachable" failure: later calls raise it at once instead of waiting again.
-        self.down: StoreUnavailableError | None = None
-        self._http = urllib.parse.urlsplit(self.uri).scheme in ("http", "https")
+    def __init__(self, store: Store, *, artifact_location: str | None = None) -> None:
+        self.store = store
+        self.artifact_location = artifact_location
+        self._sql: Any = None  # MLflow's SqlAlchemyStore when the fast path applies
+        self._sql_checked = False
+        self._lock = threading.Lock()
 
-    @property
-    def client(self) -> MlflowClient:
-        """The store's client; for an HTTP store every method call on it runs under tracked's
-        limits, so what registration and promotion do with it is bounded too."""
-        client = client_for(self.settings.tracking_uri, self.settings.registry_uri)
-        if not self._http:
-            return client
-        _bound_mlflow_http()
-        return _BoundedClient(client)  # type: ignore[return-value]
+    # -- runs -----------------------------------------------------------------------------------
 
-    def start(self, record: RunRecord) -> str:
-        """Create the run with the tags and params known at its start; return its id."""
-        self._probe()
+    def experiment_id(self, name: str, experiment_id: str | None = None) -> str:
+        if experiment_id:
+            return experiment_id
+        return self.store.experiment_id(name, location=self._artifact_location(name))
 
-        def create() -> str:
-            experiment_id = self._experiment_id(record.experiment)
-            tags = dict(record.tags)
-            if record.parent_run_id:
-                tags["mlflow.parentRunId"] = record.parent_run_id
-            run = self.client.create_run(
-                experiment_id, start_time=record.start_time, tags=tags, run_name=record.name
-            )
-            self.artifact_uri = run.info.artifact_uri
-            return str(run.info.run_id)
+    def find_run(self, experiment_id: str, run_uuid: str) -> tuple[str, str] | None:
+        """(run id, artifact uri) of the run already created for journal `run_uuid`, if any."""
 
-        run_id = self._call(create)
-        self.log_params(run_id, record.params)
-        self.log_inputs(run_id, record.inputs)
-        return run_id
-
-    def find_run(self, record: RunRecord) -> str | None:
-        """The run already created for `record` (by its `tracked.run_uuid` tag), or None.
-
-        A store that failed in the middle of a run holds a partial run; replaying the spooled
-        run completes that one instead of creating a second. Sets `artifact_uri` when found.
-        """
-        self._probe()
-
-        def find() -> str | None:
+        def find(client: MlflowClient) -> tuple[str, str] | None:
             from mlflow.entities import ViewType
 
-            experiment = self.client.get_experiment_by_name(record.experiment)
-            if experiment is None:
-                return None
-            runs = self.client.search_runs(
-                [experiment.experiment_id],
-                filter_string=f"tags.`tracked.run_uuid` = '{record.run_uuid}'",
-                run_view_type=ViewType.ACTIVE_ONLY,
-                max_results=10,
+            runs = client.search_runs(
+                [experiment_id],
+                filter_string=f"tags.`{T.RUN_UUID}` = '{run_uuid}'",
+                run_view_type=ViewType.ALL,
+                max_results=5,
                 order_by=["attributes.start_time ASC"],
             )
             if not runs:
                 return None
-            self.artifact_uri = runs[0].info.artifact_uri
-            return str(runs[0].info.run_id)
+            return str(runs[0].info.run_id), str(runs[0].info.artifact_uri)
 
-        return self._call(find)
+        return self.store.call(find, what="find the run of a journal")
 
-    def complete(self, run_id: str, record: RunRecord) -> int:
-        """Bring a partial run up to `record`: the params, dataset inputs and metric points it
-        lacks, and every tag. Points already stored (same key, step, timestamp and value) are
-        not sent again. Returns how many points were sent."""
+    def run_info(self, run_id: str) -> tuple[str, str, str]:
+        """(experiment id, artifact uri, status) of an existing run."""
 
-        def logged() -> tuple[dict[str, str], set[tuple[str, str]]]:
-            run = self.client.get_run(run_id)
-            inputs = run.inputs.dataset_inputs if run.inputs is not None else []
-            return dict(run.data.params), {(d.dataset.name, d.dataset.digest) for d in inputs}
+        def get(client: MlflowClient) -> tuple[str, str, str]:
+            info = client.get_run(run_id).info
+            return str(info.experiment_id), str(info.artifact_uri), str(info.status)
 
-        params, inputs = self._call(logged)
-        self.log_params(run_id, {k: v for k, v in record.params.items() if k not in params})
-        self.set_tags(run_id, record.tags)
-        self.log_inputs(
-            run_id, [i for i in record.inputs if (i.name, _mlflow_digest(i)) not in inputs]
+        return self.store.call(get, what=f"read run {run_id}")
+
+    def run_state(self, run_id: str) -> dict[str, Any]:
+        """What resuming run `run_id` needs: its experiment, status, params, tags, and the step
+        of each metric's latest point (MLflow's latest is the highest step)."""
+
+        def get(client: MlflowClient) -> dict[str, Any]:
+            run = client.get_run(run_id)
+            latest = getattr(run.data, "_metric_objs", None)
+            if latest is None:  # pragma: no cover - an MLflow without it: one call per key
+                latest = [
+                    max(client.get_metric_history(run_id, key), key=lambda m: m.step)
+                    for key in run.data.metrics
+                ]
+            return {
+                "experiment_id": str(run.info.experiment_id),
+                "status": str(run.info.status),
+                "params": dict(run.data.params),
+                "tags": dict(run.data.tags),
+                "last_steps": {str(m.key): int(m.step) for m in latest},
+            }
+
+        return self.store.call(get, what=f"read run {run_id}")
+
+    def find_by_tag(self, experiment_id: str, tag: str, value: str) -> str | None:
+        """The latest run of the experiment whose tag `tag` is `value`, if any."""
+
+        def find(client: MlflowClient) -> str | None:
+            quoted = value.replace("'", "\\'")
+            runs = client.search_runs(
+                [experiment_id],
+                filter_string=f"tags.`{tag}` = '{quoted}'",
+                max_results=1,
+                order_by=["attributes.start_time DESC"],
+            )
+            return str(runs[0].info.run_id) if runs else None
+
+        return self.store.call(find, what=f"find the run tagged {tag}={value}")
+
+    def create_run(
+        self,
+        experiment_id: str,
+        *,
+        name: str,
+        start_time: int,
+        tags: Mapping[str, str],
+    ) -> tuple[str, str]:
+        """Create a run; returns (run id, artifact uri)."""
+
+        def create(client: MlflowClient) -> tuple[str, str]:
+            run = client.create_run(
+                experiment_id, start_time=start_time, tags=dict(tags), run_name=name
+            )
+            return str(run.info.run_id), str(run.info.artifact_uri)
+
+        return self.store.call(create, what=f"create run {name!r}")
+
+    def reopen(self, run_id: str) -> None:
+        """Set a finished run back to RUNNING (a resumed run)."""
+        self.store.call(
+            lambda c: c.update_run(run_id, status="RUNNING"), what=f"reopen run {run_id}"
         )
-        by_key: dict[str, list[MetricPoint]] = {}
-        for point in record.metrics:
-            by_key.setdefault(point.key, []).append(point)
-        missing = []
-        for key, points in by_key.items():
-            history = self._call(lambda k=key: self.client.get_metric_history(run_id, k))
-            stored = {(m.step, m.timestamp, _same_value(m.value)) for m in history}
-            missing += [
-                p for p in points if (p.step, p.timestamp, _same_value(p.value)) not in stored
-            ]
-        self.log_metrics(run_id, missing)
-        return len(missing)
 
-    def call(self, fn: Callable[[], T]) -> T:
-        """Run `fn` (which talks to this store through `client`) with the writer's bounded
-        retry; any failure becomes a StoreUnavailableError naming the store."""
-        return self._call(fn)
+    def end(self, run_id: str, status: str, end_time: int) -> None:
+        self.store.call(
+            lambda c: c.set_terminated(run_id, status=status, end_time=end_time),
+            what=f"end run {run_id}",
+        )
+
+    # -- data -----------------------------------------------------------------------------------
+
+    def log_params(self, run_id: str, params: Mapping[str, str]) -> list[str]:
+        """Log params; returns the keys the store refused (each refused alone, the rest kept)."""
+        from mlflow.entities import Param
+
+        return self._batched(
+            run_id, [Param(k, v) for k, v in params.items()], "params", "log params"
+        )
+
+    def set_tags(self, run_id: str, tags: Mapping[str, str]) -> list[str]:
+        from mlflow.entities import RunTag
+
+        return self._batched(run_id, [RunTag(k, v) for k, v in tags.items()], "tags", "set tags")
+
+    def _batched(self, run_id: str, items: list[Any], field: str, what: str) -> list[str]:
+        """Send in chunks; a chunk the store refuses is sent one item at a time, so one value it
+        will not take (a param changed since, a character the database rejects) costs only
+        itself. Returns the keys refused."""
+        refused: list[str] = []
+
+        def send(part: list[Any]) -> None:
+            self.store.call(
+                functools.partial(_log_batch, run_id=run_id, field=field, items=part), what=what
+            )
+
+        for start in range(0, len(items), MAX_PARAMS_TAGS_PER_BATCH):
+            chunk = items[start : start + MAX_PARAMS_TAGS_PER_BATCH]
+            try:
+                send(chunk)
+            except StoreRejectedError:
+                for item in chunk:
+                    try:
+                        send([item])
+                    except StoreRejectedError:
+                        refused.append(item.key)
+        return refused
+
+    def log_points(
+        self,
+        run_id: str,
+        keys: Sequence[str],
+        values: Sequence[float],
+        steps: Sequence[int],
+        timestamps: Sequence[int],
+    ) -> None:
+        """Metric points, four parallel columns; points the store already has are skipped."""
+        if not keys:
+            return
+        sql = self._sql_store()
+        if sql is not None:
+            try:
+                self.store.call(
+                    lambda _c: _sql_insert_points(sql, run_id, keys, values, steps, timestamps),
+                    what="log metric points",
+                )
+                return
+            except TrackingError:
+                raise
+            except Exception:  # pragma: no cover - an unknown schema: MLflow's own way
+                self._sql = None
+        from mlflow.entities import Metric
+
+        items = [
+            Metric(k, v, t, s) for k, v, s, t in zip(keys, values, steps, timestamps, strict=True)
+        ]
+        for start in range(0, len(items), MAX_METRICS_PER_BATCH):
+            chunk = items[start : start + MAX_METRICS_PER_BATCH]
+            self.store.call(
+                functools.partial(_log_batch, run_id=run_id, field="metrics", items=chunk),
+                what="log metric points",
+            )
 
     def log_inputs(self, run_id: str, inputs: Sequence[DatasetInput]) -> None:
         """Dataset inputs with tracked's full-content digest, so the MLflow UI shows them."""
         if not inputs:
             return
+        entries = [_dataset_input(data) for data in inputs]
+        self.store.call(lambda c: c.log_inputs(run_id, datasets=entries), what="log inputs")
+
+    def log_mlflow_inputs(self, run_id: str, inputs: Sequence[Mapping[str, Any]]) -> None:
+        """Dataset inputs a user logged with `mlflow.log_input` inside a tracked run."""
+        if not inputs:
+            return
         from mlflow.entities import Dataset, InputTag
         from mlflow.entities import DatasetInput as MlflowDatasetInput
 
-        entries = []
-        for data in inputs:
-            if data.source:
-                source_type, source = "local", json.dumps({"uri": data.source})
-            else:
-                source_type, source = "code", json.dumps({"tags": {"tracked.input": data.name}})
-            profile = {"tracked.digest": data.digest, "kind": data.kind, "nbytes": data.nbytes}
-            if data.shape is not None:
-                profile["shape"] = list(data.shape)
-            dataset = Dataset(
-                name=data.name,
-                digest=_mlflow_digest(data),
-                source_type=source_type,
-                source=source,
-                schema=_schema_json(data),
-                profile=json.dumps(profile),
+        entries = [
+            MlflowDatasetInput(
+                Dataset(**entry["dataset"]),
+                [InputTag(k, v) for k, v in (entry.get("tags") or {}).items()],
             )
-            entries.append(
-                MlflowDatasetInput(dataset, [InputTag("mlflow.data.context", data.context)])
-            )
-        self._call(lambda: self.client.log_inputs(run_id, datasets=entries))
+            for entry in inputs
+        ]
+        self.store.call(lambda c: c.log_inputs(run_id, datasets=entries), what="log inputs")
 
-    def log_params(self, run_id: str, params: Mapping[str, str]) -> None:
-        from mlflow.entities import Param
+    def upload(self, run_id: str, local: str | os.PathLike[str], artifact_path: str) -> None:
+        """Upload a file or directory to `artifact_path` inside the run's artifacts."""
+        local = Path(local)
+        head, _, tail = artifact_path.rstrip("/").rpartition("/")
+        if local.is_dir():
 
-        items = [Param(k, v) for k, v in params.items()]
-        for chunk in _chunks(items, MAX_PARAMS_TAGS_PER_BATCH):
-            self._call(lambda c=chunk: self.client.log_batch(run_id, params=c, synchronous=True))
+            def send(client: MlflowClient) -> None:
+                client.log_artifacts(run_id, str(local), artifact_path)
 
-    def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
-        from mlflow.entities import RunTag
+        elif local.name == tail:
 
-        items = [RunTag(k, v) for k, v in tags.items()]
-        for chunk in _chunks(items, MAX_PARAMS_TAGS_PER_BATCH):
-            self._call(lambda c=chunk: self.client.log_batch(run_id, tags=c, synchronous=True))
+            def send(client: MlflowClient) -> None:
+                client.log_artifact(run_id, str(local), head or None)
 
-    def log_metrics(self, run_id: str, points: Sequence[MetricPoint]) -> None:
-        from mlflow.entities import Metric
+        else:  # the staged copy has another name: lay it out under its artifact name first
+            import shutil
+            import tempfile
 
-        items = [Metric(p.key, p.value, p.timestamp, p.step) for p in points]
-        for chunk in _chunks(items, MAX_METRICS_PER_BATCH):
-            self._call(lambda c=chunk: self.client.log_batch(run_id, metrics=c, synchronous=True))
+            def send(client: MlflowClient) -> None:
+                # mkdtemp, not TemporaryDirectory: the latter's finalizer removes the directory
+                # at interpreter exit while the exit drain may still be uploading from it.
+                tmp = tempfile.mkdtemp(prefix="tracked-upload-")
+                try:
+                    target = Path(tmp, tail)
+                    if _same_device(local, tmp):
+                        os.link(local, target)
+                    else:
+                        _copy(local, target)
+                    client.log_artifact(run_id, str(target), head or None)
+                finally:
+                    shutil.rmtree(tmp, ignore_errors=True)
 
-    def log_artifacts(self, run_id: str, artifacts: Iterable[Artifact]) -> None:
-        """Upload all artifacts in one call: files are laid out in a temp dir first."""
-        artifacts = list(artifacts)
-        if not artifacts:
-            return
-        with tempfile.TemporaryDirectory(prefix="tracked-artifacts-") as tmp:
-            for artifact in artifacts:
-                target = Path(tmp, *artifact.path.split("/"))
-                target.parent.mkdir(parents=True, exist_ok=True)
-                if artifact.content is not None:
-                    target.write_bytes(artifact.content)
-                elif artifact.local_path and os.path.isdir(artifact.local_path):
-                    shutil.copytree(artifact.local_path, target, dirs_exist_ok=True)
-                elif artifact.local_path:
-                    shutil.copyfile(artifact.local_path, target)
-            self._call(lambda: self.client.log_artifacts(run_id, tmp))
-
-    def end(self, run_id: str, status: str, end_time: int) -> None:
-        self._call(lambda: self.client.set_terminated(run_id, status=status, end_time=end_time))
+        self.store.call(send, what=f"upload artifact {artifact_path}")
 
     # -- internals ------------------------------------------------------------------------------
 
-    def _call(self, fn: Any) -> Any:
-        if self.down is not None:
-            raise self.down
-        if not self._http:
-            try:
-                _open_sqlite_store(self.settings.tracking_uri, self.settings.registry_uri)
-                return fn()
-            except TrackingError:
-                raise
-            except Exception as exc:
-                raise store_error(self.uri, exc) from exc
-        _bound_mlflow_http()
-        deadline = time.monotonic() + RETRY_BUDGET
-        token = _bounded.set(True)
-        try:
-            for delay in (*_RETRY_DELAYS, None):
-                try:
-                    return fn()
-                except TrackingError:
-                    raise
-                except Exception as exc:
-                    failure = _failure_kind(exc)
-                    if failure == "refused" and delay and time.monotonic() + delay < deadline:
-                        time.sleep(delay)
-                        continue
-                    error = store_error(self.uri, exc)
-                    if failure is not None:
-                        self.down = error
-                    raise error from exc
-            raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
-        finally:
-            _bounded.reset(token)
-
-    def _probe(self) -> None:
-        """Fail in seconds, not minutes, when an HTTP tracking server does not answer.
-
-        MLflow's own client retries an unreachable server with backoff for minutes; a training
-        run must not wait on that before it even starts.
-        """
-        parsed = urllib.parse.urlsplit(self.uri)
-        if parsed.scheme not in ("http", "https"):
-            return
-        netloc = parsed.hostname or ""
-        if parsed.port:
-            netloc += f":{parsed.port}"
-        health = urllib.parse.urlunsplit(
-            (parsed.scheme, netloc, parsed.path.rstrip("/") + "/health", "", "")
-        )
-        try:
-            with urllib.request.urlopen(health, timeout=_PROBE_TIMEOUT):
-                pass
-        except urllib.error.HTTPError:
-            return  # it answered: auth and other errors surface on the real call, with context
-        except Exception as exc:
-            self.down = StoreUnavailableError(self.uri, f"server not reachable ({exc})")
-            raise self.down from None
-
-    def _experiment_id(self, name: str) -> str:
-        key = (self.uri, name)
-        with _experiments_lock:
-            if key in _experiments:
-                return _experiments[key]
-        from mlflow.exceptions import MlflowException
-
-        experiment = self.client.get_experiment_by_name(name)
-        if experiment is not None and experiment.lifecycle_stage == "deleted":
-            self.client.restore_experiment(experiment.experiment_id)
-        if experiment is None:
-            try:
-                experiment_id = self.client.create_experiment(
-                    name, artifact_location=self._artifact_location(name)
-                )
-            except MlflowException:
-                # Another process created it between our look-up and create: use theirs.
-                experiment = self.client.get_experiment_by_name(name)
-                if experiment is None:
-                    raise
-                experiment_id = experiment.experiment_id
-        else:
-            experiment_id = experiment.experiment_id
-        with _experiments_lock:
-            _experiments[key] = experiment_id
-        return experiment_id
-
     def _artifact_location(self, experiment: str) -> str | None:
         """Keep an embedded store's artifacts beside its database, not in the working dir."""
-        if self.settings.artifact_location:
-            return self.settings.artifact_location.rstrip("/") + "/" + sanitize_key(experiment)
-        parsed = urllib.parse.urlsplit(self.uri)
-        if parsed.scheme != "sqlite":
+        from tracked.store import sqlite_path
+
+        safe = sanitize_key(experiment).replace("/", "_")
+        if self.artifact_location:
+            return self.artifact_location.rstrip("/") + "/" + safe
+        db = sqlite_path(self.store.uri)
+        if db is None:
             return None
-        db_path = Path(self.uri[len("sqlite:///") :]).resolve()
-        root = db_path.parent / "mlartifacts" / sanitize_key(experiment).replace("/", "_")
-        return root.as_uri()
+        return (db.parent / "mlartifacts" / safe).as_uri()
 
-
-def _bound_mlflow_http() -> None:
-    """Let MLflow's HTTP settings answer `_HTTP_LIMITS` inside a writer's calls, and only there.
-
-    MLflow reads MLFLOW_HTTP_REQUEST_* through `_EnvironmentVariable.get()` on every request.
-    Each of those objects' `get` is wrapped once: in a context where `_call` set `_bounded` (its
-    own thread, for the duration of the call) it returns tracked's limit; everywhere else, for
-    the user's own MLflow calls in any thread, it returns what MLflow would have.
-    """
-    global _bound_installed
-    with _bound_lock:
-        if _bound_installed:
-            return
-        import mlflow.environment_variables as variables
-
-        for name, limit in _HTTP_LIMITS.items():
-            variable = getattr(variables, name)
-            original = variable.get
-
-            def get(original: Callable[[], Any] = original, limit: int = limit) -> Any:
-                return limit if _bounded.get() else original()
-
-            variable.get = get
-        _bound_installed = True
-
-
-class _BoundedClient:
-    """An MlflowClient whose method calls run under `_HTTP_LIMITS` (no retry loop, no `down`:
-    that is `_call`'s), for code that is handed `writer.client`."""
-
-    def __init__(self, client: MlflowClient) -> None:
-        self._client = client
-
-    def __getattr__(self, name: str) -> Any:
-        value = getattr(self._client, name)
-        if not callable(value):
-            return value
-
-        @functools.wraps(value)
-        def bounded(*args: Any, **kwargs: Any) -> Any:
-            token = _bounded.set(True)
+    def _sql_store(self) -> Any:
+        """MLflow's SqlAlchemyStore behind this store, when points can be bulk-inserted."""
+        with self._lock:
+            if self._sql_checked:
+                return self._sql
+            self._sql_checked = True
+            if urllib.parse.urlsplit(self.store.uri).scheme.split("+")[0] not in _SQL_SCHEMES:
+                return None
             try:
-                return value(*args, **kwargs)
-            finally:
-                _bounded.reset(token)
+                from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
-        return bounded
+                found = self.store.call(lambda c: c._tracking_client.store, what="open the store")
+                self._sql = found if isinstance(found, SqlAlchemyStore) else None
+            except Exception:  # pragma: no cover - MLflow internals moved: use log_batch
+                self._sql = None
+            return self._sql
 
 
-def _mlflow_digest(data: DatasetInput) -> str:
+def _log_batch(client: MlflowClient, *, run_id: str, field: str, items: list[Any]) -> None:
+    client.log_batch(run_id, **{field: items}, synchronous=True)
+
+
+def _same_device(path: Path, directory: str) -> bool:
+    try:
+        return os.stat(path).st_dev == os.stat(directory).st_dev
+    except OSError:
+        return False
+
+
+def _copy(source: Path, target: Path) -> None:
+    import shutil
+
+    shutil.copyfile(source, target)
+
+
+def _sql_insert_points(
+    sql: Any,
+    run_id: str,
+    keys: Sequence[str],
+    values: Sequence[float],
+    steps: Sequence[int],
+    timestamps: Sequence[int],
+) -> None:
+    """One transaction: insert the points (duplicates ignored), then the latest values."""
+    from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlMetric
+
+    rows = []
+    best: dict[str, tuple[int, int, float, bool]] = {}
+    finite = math.isfinite
+    for key, value, step, timestamp in zip(keys, values, steps, timestamps, strict=True):
+        is_nan = False
+        if not finite(value):
+            is_nan, value = sql.sanitize_metric_value(value)
+        rows.append((key, value, timestamp, step, is_nan, run_id))
+        seen = best.get(key)
+        if seen is None or (step, timestamp, value) > seen[:3]:
+            best[key] = (step, timestamp, value, is_nan)
+    try:  # a write session (MLflow 3 routes read-only sessions to replicas)
+        managed = sql.ManagedSessionMaker(read_only=False)
+    except TypeError:  # pragma: no cover - an MLflow without the flag
+        managed = sql.ManagedSessionMaker()
+    with managed as session:
+        run = sql._get_run(run_uuid=run_id, session=session)
+        sql._check_run_is_active(run)
+        dialect = session.bind.dialect.name
+        connection = session.connection()
+        if dialect == "sqlite":
+            # The driver's executemany: one prepared statement, rows bound in C.
+            connection.exec_driver_sql(
+                f"INSERT OR IGNORE INTO {SqlMetric.__tablename__} "
+                "(key, value, timestamp, step, is_nan, run_uuid) VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        elif dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+
+            names = ("key", "value", "timestamp", "step", "is_nan", "run_uuid")
+            statement = insert(SqlMetric.__table__).on_conflict_do_nothing()
+            for start in range(0, len(rows), SQL_BATCH):
+                chunk = rows[start : start + SQL_BATCH]
+                connection.execute(statement, [dict(zip(names, row, strict=True)) for row in chunk])
+        else:  # pragma: no cover - other databases: MLflow's own log_batch
+            raise NotImplementedError(dialect)
+        existing = {
+            row.key: row
+            for row in session.query(SqlLatestMetric)
+            .filter(SqlLatestMetric.run_uuid == run_id, SqlLatestMetric.key.in_(list(best)))
+            .order_by(SqlLatestMetric.key)
+            .with_for_update()
+        }
+        for key, (step, timestamp, value, is_nan) in best.items():
+            row = existing.get(key)
+            if row is None:
+                session.add(
+                    SqlLatestMetric(
+                        run_uuid=run_id,
+                        key=key,
+                        value=value,
+                        timestamp=timestamp,
+                        step=step,
+                        is_nan=is_nan,
+                    )
+                )
+            elif (step, timestamp, value) > (row.step, row.timestamp, row.value):
+                row.value, row.step, row.timestamp, row.is_nan = value, step, timestamp, is_nan
+        session.commit()
+
+
+def _dataset_input(data: DatasetInput) -> Any:
+    from mlflow.entities import Dataset, InputTag
+    from mlflow.entities import DatasetInput as MlflowDatasetInput
+
+    if data.source:
+        source_type, source = "local", json.dumps({"uri": data.source})
+    else:
+        source_type, source = "code", json.dumps({"tags": {"tracked.input": data.name}})
+    profile: dict[str, Any] = {"tracked.digest": data.digest, "kind": data.kind}
+    profile["nbytes"] = data.nbytes
+    if data.shape is not None:
+        profile["shape"] = list(data.shape)
+    dataset = Dataset(
+        name=data.name,
+        digest=mlflow_digest(data),
+        source_type=source_type,
+        source=source,
+        schema=_schema_json(data),
+        profile=json.dumps(profile),
+    )
+    return MlflowDatasetInput(dataset, [InputTag(T.DATASET_CONTEXT, data.context)])
+
+
+def mlflow_digest(data: DatasetInput) -> str:
     """The digest MLflow stores for a dataset: it allows 36 characters."""
     return data.digest.rsplit(":", 1)[-1][:32]
-
-
-def _same_value(value: float) -> float | str:
-    """A metric value as a set member: NaN equals NaN here."""
-    return "nan" if value != value else value
-
-
-def _failure_kind(exc: BaseException) -> str | None:
-    """How a failed call failed: "refused" when the request never reached the server (no
-    connection, or a transient 429/5xx answer: safe to send again), "unanswered" when the server
-    took the connection but did not answer in time, None for an error the server answered with.
-    """
-    import requests.exceptions
-    import urllib3.exceptions
-
-    kind = None
-    seen: set[int] = set()
-    stack: list[Any] = [exc]
-    while stack:
-        error = stack.pop()
-        if not isinstance(error, BaseException) or id(error) in seen:
-            continue
-        seen.add(id(error))
-        if isinstance(
-            error,
-            (
-                ConnectionRefusedError,
-                urllib3.exceptions.NewConnectionError,
-                urllib3.exceptions.ConnectTimeoutError,
-                urllib3.exceptions.ResponseError,
-                requests.exceptions.ConnectTimeout,
-            ),
-        ):
-            return "refused"
-        if isinstance(
-            error,
-            (
-                TimeoutError,
-                urllib3.exceptions.ReadTimeoutError,
-                urllib3.exceptions.ProtocolError,
-                requests.exceptions.Timeout,
-                requests.exceptions.ConnectionError,
-            ),
-        ):
-            kind = "unanswered"
-        stack.extend((error.__cause__, error.__context__, getattr(error, "reason", None)))
-        stack.extend(error.args)
-    return kind
 
 
 _COLSPEC_TYPES = {
@@ -492,7 +451,7 @@ def _schema_json(data: DatasetInput) -> str | None:
     """The schema in MLflow's column-spec form, which its UI renders."""
     if not data.schema or data.kind in ("file", "directory", "sequence"):
         return None
-    if data.kind in ("numpy", "scipy.sparse") or set(data.schema) == {"dtype"}:
+    if data.kind in ("numpy", "scipy.sparse", "torch") or set(data.schema) == {"dtype"}:
         dtype = next(iter(data.schema.values()))
         shape = [-1, *(data.shape or ())[1:]]
         spec = [{"type": "tensor", "tensor-spec": {"dtype": dtype, "shape": shape}}]
@@ -502,8 +461,3 @@ def _schema_json(data: DatasetInput) -> str | None:
         for name, dtype in data.schema.items()
     ]
     return json.dumps({"mlflow_colspec": columns})
-
-
-def _chunks(items: list[T], size: int) -> Iterable[list[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
