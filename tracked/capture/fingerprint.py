@@ -57,6 +57,22 @@ Every top-level stream starts with ``STR("tracked.v1") STR(kind)``. Then, per ki
     ``STR(relative path) DIGEST(file fingerprint)``. Empty directories are not part of it;
     links to directories are not followed.
 
+``torch.Tensor`` (any device)
+    The very stream of the ``numpy`` kind (``STR("numpy")`` included) for the array
+    ``t.numpy()`` would give: a tensor and the numpy array of the same values share one digest,
+    so data converted between the two keeps its fingerprint. Dtypes numpy lacks (bfloat16,
+    float8, ...) have the token ``str(dtype)`` (``"torch.bfloat16"``) and their raw element
+    bytes. The conjugate and negative bits are resolved first (the values are hashed, not the
+    lazy view). A tensor on another device is copied to the host a bounded block at a time,
+    never whole. Sparse, quantized, nested and meta tensors are refused.
+``torch.Dataset`` / ``torch.DataLoader``
+    A dataset that exposes its arrays has the digest of the ``sequence`` of them: a
+    ``TensorDataset`` (or any dataset with a ``tensors`` tuple) of its tensors; a dataset with
+    ``data`` (and ``targets``) attributes of those, a list of numbers counting as the numpy array
+    of them; a ``Subset`` of its dataset and its indices (as an int64 array); a
+    ``ConcatDataset`` of its datasets. A ``DataLoader`` has its dataset's digest. Other datasets
+    are not data: their content is whatever ``__getitem__`` computes.
+
 ``STRINGS`` is three streams filled in one pass: ``U8(valid)`` per element, ``U64(length in
 bytes)`` per element (0 when missing), and the concatenated UTF-8 / binary values; the column
 stream gets their three ``DIGEST``s in that order.
@@ -109,6 +125,9 @@ _MRO_KINDS: dict[tuple[str, str], str] = {
     ("scipy.sparse._base", "_spbase"): "scipy.sparse",
     ("scipy.sparse._matrix", "spmatrix"): "scipy.sparse",
     ("scipy.sparse.base", "spmatrix"): "scipy.sparse",
+    ("torch", "Tensor"): "torch.Tensor",
+    ("torch.utils.data.dataset", "Dataset"): "torch.Dataset",
+    ("torch.utils.data.dataloader", "DataLoader"): "torch.DataLoader",
 }
 # Public homes of the same classes, asked only when their module is already in sys.modules,
 # so a library that moves a class to another private module is still recognised.
@@ -268,7 +287,10 @@ def _kind(obj: object) -> str | None:
         return kind
     if isinstance(obj, (list, tuple)):
         return "sequence" if obj and all(_kind(item) for item in obj) else None
-    return _library_kind(obj)
+    kind = _library_kind(obj)
+    if kind in ("torch.Dataset", "torch.DataLoader") and _dataset_parts(obj) is None:
+        return None
+    return kind
 
 
 def is_data_like(obj: object) -> bool:
@@ -349,6 +371,128 @@ def _fingerprint_numpy(arr: np.ndarray, chunk: int) -> Fingerprint:
     stream.shape(arr.shape)
     _hash_array(stream, arr, chunk)
     return stream.finish("numpy", tuple(int(d) for d in arr.shape), {"dtype": str(arr.dtype)})
+
+
+# --- torch ------------------------------------------------------------------------------------
+
+
+def _numpy_dtype(dtype: Any) -> np.dtype | None:
+    """The numpy dtype of a torch dtype, or None for the ones numpy lacks (bfloat16, ...)."""
+    import torch
+
+    try:
+        return torch.empty(0, dtype=dtype).numpy().dtype
+    except TypeError:
+        return None
+
+
+def _host_array(block: Any) -> np.ndarray:
+    """A host tensor's elements as a C-contiguous numpy array (no copy when it already is one);
+    dtypes numpy lacks come as the integers of their size (only their bytes are hashed)."""
+    import numpy as np
+    import torch
+
+    try:
+        array = block.numpy()
+    except TypeError:
+        same_size = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+        array = block.view(same_size[block.element_size()]).numpy()
+    return np.ascontiguousarray(array)
+
+
+def _tensor_blocks(t: Any, chunk: int) -> Iterator[Any]:
+    """C-contiguous host tensors holding t's elements in C order; bounded copies unless t is
+    already a contiguous host tensor (then t itself: no copy)."""
+    if t.numel() == 0:
+        return
+    if t.device.type == "cpu" and t.is_contiguous():
+        yield t
+        return
+    if t.dim() == 0:
+        yield t.reshape(1).cpu()
+        return
+    row_bytes = t.element_size() * (t.numel() // t.shape[0])
+    if row_bytes <= chunk or t.dim() == 1:
+        step = max(1, chunk // max(1, row_bytes))
+        for start in range(0, t.shape[0], step):
+            yield t[start : start + step].contiguous().cpu()
+    else:  # a single row is larger than a chunk: split it in turn
+        for i in range(t.shape[0]):
+            yield from _tensor_blocks(t[i], chunk)
+
+
+def _fingerprint_torch(t: Any, chunk: int) -> Fingerprint:
+    import torch
+
+    if t.layout != torch.strided or t.is_quantized or t.is_nested or t.is_meta:
+        what = "a meta" if t.is_meta else f"a {t.layout} / quantized / nested"
+        raise FingerprintError(t, f"{what} tensor has no plain element buffer to hash")
+    t = t.detach().resolve_conj().resolve_neg()
+    np_dtype = _numpy_dtype(t.dtype)
+    stream = _start("numpy")  # a tensor hashes as the numpy array of its values
+    stream.text(_dtype_token(np_dtype) if np_dtype is not None else str(t.dtype))
+    stream.shape(t.shape)
+    for block in _tensor_blocks(t, chunk):
+        stream.data(_bytes_of(_host_array(block)))
+    return stream.finish("torch.Tensor", tuple(int(d) for d in t.shape), {"dtype": str(t.dtype)})
+
+
+def _dataset_parts(obj: Any) -> list[Any] | None:
+    """The arrays a torch dataset (or a DataLoader's dataset) exposes, or None."""
+    if _library_kind(obj) == "torch.DataLoader":
+        obj = getattr(obj, "dataset", None)
+        if obj is None or _library_kind(obj) != "torch.Dataset":
+            return None
+    names = {cls.__name__ for cls in type(obj).__mro__}
+    parts: list[Any]
+    if "IterableDataset" in names:  # its content is whatever __iter__ produces
+        return None
+    if "Subset" in names and hasattr(obj, "dataset") and hasattr(obj, "indices"):
+        parts = [obj.dataset, obj.indices]
+    elif "ConcatDataset" in names and isinstance(getattr(obj, "datasets", None), list):
+        parts = list(obj.datasets)
+    elif isinstance(getattr(obj, "tensors", None), tuple):
+        parts = list(obj.tensors)
+    elif getattr(obj, "data", None) is not None:
+        parts = [obj.data]
+        if getattr(obj, "targets", None) is not None:
+            parts.append(obj.targets)
+    else:
+        return None
+    if not parts or not all(_kind(p) is not None or _numbers(p) for p in parts):
+        return None
+    return parts
+
+
+def _numbers(value: object) -> bool:
+    return isinstance(value, (list, tuple, range)) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
+    )
+
+
+def _fingerprint_dataset(obj: Any, kind: str, ignore_index: bool, chunk: int) -> Fingerprint:
+    import numpy as np
+
+    parts = _dataset_parts(obj)
+    if parts is None:  # is_data_like said yes a moment ago: the dataset changed under us
+        raise FingerprintError(obj, "the dataset no longer exposes its arrays")
+    items = [
+        fingerprint(
+            p if _kind(p) is not None else np.asarray(p),
+            ignore_index=ignore_index,
+            _chunk_size=chunk,
+        )
+        for p in parts
+    ]
+    stream = _start("sequence")
+    stream.u64(len(items))
+    for item in items:
+        stream.add_digest(item.raw, item.nbytes)
+    try:
+        shape: tuple[int, ...] | None = (len(obj.dataset if kind == "torch.DataLoader" else obj),)
+    except TypeError:
+        shape = None
+    return stream.finish(kind, shape, None)
 
 
 # --- Python objects (object arrays and columns) ----------------------------------------------
@@ -768,8 +912,9 @@ def fingerprint(
     """Digest the full content of a data object, file or directory.
 
     Accepts numpy arrays, pandas DataFrames and Series, pyarrow Tables, polars DataFrames,
-    scipy sparse matrices, paths of existing files or directories, and lists or tuples of
-    these. ``ignore_index`` leaves the pandas index out (for frames that were only re-indexed).
+    scipy sparse matrices, torch tensors, torch datasets that expose their arrays and their
+    DataLoaders, paths of existing files or directories, and lists or tuples of these.
+    ``ignore_index`` leaves the pandas index out (for frames that were only re-indexed).
     Raises `FingerprintError` for anything else.
     """
     if _chunk_size < 1:
@@ -790,6 +935,10 @@ def fingerprint(
         for item in items:
             stream.add_digest(item.raw, item.nbytes)
         return stream.finish("sequence", (len(items),), None)
+    if kind == "torch.Tensor":
+        return _fingerprint_torch(obj, _chunk_size)
+    if kind in ("torch.Dataset", "torch.DataLoader"):
+        return _fingerprint_dataset(obj, kind, ignore_index, _chunk_size)
     if kind == "numpy":
         return _fingerprint_numpy(obj, _chunk_size)  # type: ignore[arg-type]
     if kind in ("pandas.DataFrame", "pandas.Series"):
@@ -814,5 +963,7 @@ def _unsupported_reason(obj: object) -> str:
         return "a masked array: fingerprint its .filled() values, or .data and .mask apart"
     return (
         "expected a numpy array, pandas DataFrame or Series, pyarrow Table, polars DataFrame, "
-        "scipy sparse matrix, an existing file or directory path, or a list of these"
+        "scipy sparse matrix, torch tensor, a torch dataset exposing its arrays (tensors, or "
+        "data and targets) or its DataLoader, an existing file or directory path, or a list "
+        "of these"
     )

@@ -6,6 +6,7 @@ repository, or with no git binary, the answer is "no git state" and never an err
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -43,12 +44,20 @@ class GitState:
         return tags
 
 
-def capture_git(path: str | os.PathLike[str] | None = None) -> GitState | None:
-    """The git state of the repository containing `path` (default: working directory)."""
-    cwd = os.fspath(path) if path is not None else os.getcwd()
+def capture_git(
+    path: str | os.PathLike[str] | None = None, *, fallback: str | None = None
+) -> GitState | None:
+    """The git state of the repository containing `path` (default: the working directory).
+
+    A `path` that is not on disk (code from a notebook cell, `python -c`, `exec`) uses `fallback`
+    (the caller's working directory) instead.
+    """
+    cwd = os.fspath(path) if path is not None else (fallback or os.getcwd())
+    if not os.path.exists(cwd):
+        cwd = fallback or os.getcwd()
     if os.path.isfile(cwd):
         cwd = os.path.dirname(cwd) or "."
-    if shutil.which("git") is None:
+    if _git_program() is None:
         return None
     status = _git(cwd, "status", "--porcelain=v2", "--branch", "--untracked-files=all")
     if status is None:
@@ -66,8 +75,8 @@ def capture_git(path: str | os.PathLike[str] | None = None) -> GitState | None:
             changed = True
     if commit is None or commit == "(initial)":
         return None  # a repository with no commit yet has no state to point at
-    root = (_git(cwd, "rev-parse", "--show-toplevel") or cwd).strip()
-    remote = _git(cwd, "config", "--get", "remote.origin.url")
+    root = _root(cwd)
+    remote = _remote(root)
     repo_url = strip_url_credentials(remote.strip()) if remote and remote.strip() else None
     diff = None
     if changed:
@@ -91,6 +100,33 @@ def capture_git(path: str | os.PathLike[str] | None = None) -> GitState | None:
         diff=diff,
         untracked=tuple(untracked),
     )
+
+
+@functools.lru_cache(maxsize=1)
+def _git_program() -> str | None:
+    return shutil.which("git")
+
+
+@functools.lru_cache(maxsize=256)
+def _root(cwd: str) -> str:
+    """The repository's top directory: asked once per directory per process (each question is a
+    `git` process, and the run's end waits for the answers)."""
+    return (_git(cwd, "rev-parse", "--show-toplevel") or cwd).strip()
+
+
+def _remote(root: str) -> str | None:
+    """`remote.origin.url`, asked again only when the repository's config file changed."""
+    config = os.path.join(root, ".git", "config")
+    try:
+        stamp = os.stat(config).st_mtime_ns
+    except OSError:  # a worktree or submodule (.git is a file): not cached
+        return _git(root, "config", "--get", "remote.origin.url")
+    return _remote_at(root, stamp)
+
+
+@functools.lru_cache(maxsize=256)
+def _remote_at(root: str, stamp: int) -> str | None:
+    return _git(root, "config", "--get", "remote.origin.url")
 
 
 def _git(cwd: str, *args: str) -> str | None:

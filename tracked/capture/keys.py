@@ -4,6 +4,18 @@ MLflow refuses keys with characters outside `[/\\w.\\- :]`, keys that normalise 
 ("a//b", "./a"), keys over 250 characters, params over 6000 and tags over 8000 characters. We
 never let such a value reach the store: we rewrite it, and make the rewrite traceable with a
 short content hash so two different long values never collapse into one.
+
+Every text value that reaches the store goes through `clean_text` once, in this order:
+
+1. NULs and lone surrogates become visible escapes (``\\x00``, ``\\udcff``): PostgreSQL rejects
+   NUL, and a lone surrogate (``os.fsdecode`` of a non-UTF-8 path) is not UTF-8 at all, so the
+   store would refuse the whole request;
+2. secrets are redacted (`tracked.capture.secrets`): the whole value when its name is a secret's,
+   else the secret-shaped parts;
+3. the text is cut to the store's limit with a hash suffix (`truncate`).
+
+Redacting before cutting is what keeps a credential that straddles the cut out of the store: cut
+first, its head would no longer look like a credential and would be kept.
 """
 
 from __future__ import annotations
@@ -14,25 +26,36 @@ from collections.abc import Container
 
 import xxhash
 
+from tracked.capture.secrets import REDACTED, is_secret_name, redact_value
+
 __all__ = [
+    "MAX_ERROR_LENGTH",
     "MAX_KEY_LENGTH",
     "MAX_PARAM_LENGTH",
     "MAX_TAG_LENGTH",
+    "clean_text",
+    "escape_text",
     "is_valid_key",
     "safe_text",
     "sanitize_key",
     "short_hash",
     "truncate",
     "unique_key",
+    "was_truncated",
 ]
 
 MAX_KEY_LENGTH = 250
 MAX_PARAM_LENGTH = 6000
 MAX_TAG_LENGTH = 8000
+MAX_ERROR_LENGTH = 5000  # error text kept on a run or a promotion decision
+
+# NUL, and any UTF-16 surrogate: in a Python str it can only be a lone one, which is not UTF-8.
+_UNENCODABLE = re.compile("[\x00\ud800-\udfff]")
 
 # Colons are valid on POSIX but not on Windows stores; we drop them so runs move between both.
 _INVALID = re.compile(r"[^/\w.\- ]")
 _SLASH_RUNS = re.compile(r"/{2,}")
+_MARKER = re.compile(r"\.\.\.\[xxh:[0-9a-f]{8}\]\Z")
 
 
 def short_hash(text: str) -> str:
@@ -94,9 +117,40 @@ def truncate(value: str, limit: int) -> str:
     return value[: limit - len(marker)] + marker
 
 
+def escape_text(text: str) -> str:
+    """`text` with NULs as ``\\x00`` and lone surrogates as ``\\udcff``-style escapes: valid UTF-8
+    every store accepts, and the odd character stays visible."""
+    if _UNENCODABLE.search(text) is None:
+        return text
+    return _UNENCODABLE.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group(0)
+    return "\\x00" if char == "\x00" else f"\\u{ord(char):04x}"
+
+
+def clean_text(value: str, *, limit: int, name: str | None = None) -> str:
+    """`value` as the store may keep it: escaped, then redacted, then cut to `limit` characters.
+
+    `name` is the param, tag or variable the value belongs to: a secret's name (`is_secret_name`)
+    replaces the whole value with ``***``. Limits: `MAX_PARAM_LENGTH` for params,
+    `MAX_TAG_LENGTH` for tags, `MAX_ERROR_LENGTH` for error text. See the module docstring for
+    why the order matters.
+    """
+    if name is not None and is_secret_name(name):
+        return REDACTED[:limit]
+    return truncate(redact_value(escape_text(value)), limit)
+
+
+def was_truncated(text: str) -> bool:
+    """Whether `text` ends with the marker `truncate` leaves where it cut."""
+    return _MARKER.search(text) is not None
+
+
 def safe_text(obj: object) -> str | None:
-    """`str(obj)` (repr if str raises) without NUL characters, which PostgreSQL rejects; None
-    when the object cannot be printed at all."""
+    """`str(obj)` (repr if str raises) with NULs and lone surrogates escaped (`escape_text`);
+    None when the object cannot be printed at all."""
     if isinstance(obj, str):
         text = obj
     else:
@@ -107,7 +161,7 @@ def safe_text(obj: object) -> str | None:
                 text = repr(obj)
             except Exception:
                 return None
-    return text.replace("\x00", "\\x00") if "\x00" in text else text
+    return escape_text(text)
 
 
 def _safe_str(obj: object) -> str:

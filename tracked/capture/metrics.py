@@ -43,9 +43,9 @@ def read_result(result: Any, report: Report | None = None) -> Outcome:
         return Outcome(metrics, model_part)
     fields = _fields(result)
     if fields is not None:
-        metrics = fields.get("metrics")
+        given = fields.get("metrics")
         return Outcome(
-            metric_values(metrics, report=report) if isinstance(metrics, Mapping) else {},
+            metric_values(given, report=report) if isinstance(given, Mapping) else {},
             _model_candidate(fields.get("model")),
         )
     return Outcome({}, _model_candidate(result))
@@ -97,7 +97,7 @@ def _is_scalar_array(value: Any) -> bool:
 
 def _fields(result: Any) -> dict[str, Any] | None:
     if isinstance(result, tuple) and hasattr(result, "_fields"):
-        return dict(result._asdict())
+        return dict(result._asdict())  # type: ignore[attr-defined]
     names = getattr(type(result), "__dataclass_fields__", None) or {
         a.name: a for a in getattr(type(result), "__attrs_attrs__", ())
     }
@@ -112,7 +112,12 @@ def _model_candidate(value: Any) -> Any:
         return None
     if callable(getattr(value, "predict", None)) or _is_booster(value):
         return value
-    return None
+    from tracked.models.flavors import detect_flavor
+
+    try:  # a torch module, a Keras model...: no predict, but a flavor tracked can save
+        return value if detect_flavor(value) is not None else None
+    except Exception:
+        return None
 
 
 def _is_booster(value: Any) -> bool:

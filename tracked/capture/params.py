@@ -19,8 +19,16 @@ from collections.abc import Callable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Any
 
-from tracked.capture.keys import MAX_PARAM_LENGTH, sanitize_key, short_hash, truncate, unique_key
-from tracked.capture.secrets import REDACTED, is_secret_name, redact_value
+from tracked.capture.keys import (
+    MAX_PARAM_LENGTH,
+    clean_text,
+    sanitize_key,
+    short_hash,
+    unique_key,
+    was_truncated,
+)
+from tracked.capture.objects import describe, describes
+from tracked.capture.secrets import REDACTED, is_secret_name
 
 __all__ = ["CapturedParams", "bind_arguments", "capture_params", "flatten"]
 
@@ -96,6 +104,8 @@ def flatten(
     value: Any, prefix: str, *, report: Report | None = None, _depth: int = 0, _path: tuple = ()
 ) -> Iterator[tuple[str, str | None]]:
     """(dotted key, string value) pairs for `value`; value None means "not a param, skipped"."""
+    if isinstance(value, enum.Enum):
+        value = value.value  # `Mode.FAST` is logged as what it stands for ("fast")
     if isinstance(value, (_SCALARS, enum.Enum)):
         yield prefix, _text(value, prefix, report)
         return
@@ -143,7 +153,7 @@ def _children(value: Any) -> list[tuple[Any, Any]] | None:
         return list(enumerate(value))
     if isinstance(value, Set):
         return None
-    return None
+    return describe(value)  # an optimizer, scheduler, loss...: its class and settings
 
 
 def _is_pydantic(value: Any) -> bool:
@@ -158,7 +168,7 @@ def _is_skipped(value: Any) -> bool:
     return (
         isinstance(value, (types.ModuleType, io.IOBase, types.GeneratorType, type))
         or inspect.isroutine(value)
-        or (callable(value) and not _children_candidate(value))
+        or (callable(value) and not _children_candidate(value) and not describes(value))
     )
 
 
@@ -188,6 +198,7 @@ def _is_data(value: Any, is_data_like: Callable[[Any], bool]) -> bool:
 
 
 def _text(value: Any, key: str, report: Report | None) -> str:
+    """The value as param text, cleaned once (`clean_text`: escaped, redacted, then cut)."""
     if isinstance(value, str):
         text = value
     elif isinstance(value, bytes):
@@ -205,17 +216,18 @@ def _text(value: Any, key: str, report: Report | None) -> str:
                 if report:
                     report("unprintable", key, f"str() and repr() raised {type(exc).__name__}")
                 text = f"<unprintable {type(value).__name__}>"
-    if "\x00" in text:  # PostgreSQL-backed stores reject NUL characters
-        text = text.replace("\x00", "\\x00")
-    if len(text) > MAX_PARAM_LENGTH and report:
+    clean = clean_text(text, limit=MAX_PARAM_LENGTH)
+    if report and len(text) > MAX_PARAM_LENGTH and was_truncated(clean):
         report("truncated", key, f"value of {len(text)} characters truncated with a hash suffix")
-    return truncate(text, MAX_PARAM_LENGTH)
+    return clean
 
 
 def _redacted(key: str, text: str) -> str:
+    """`text` (already cleaned by `_text`), or ``***`` when any part of the dotted key names a
+    secret: `db.password` hides the value even though `db` alone is harmless."""
     if any(is_secret_name(part) for part in key.split(".")):
         return REDACTED
-    return redact_value(text)
+    return text
 
 
 def _key_text(key: Any) -> str:

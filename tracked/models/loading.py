@@ -16,12 +16,16 @@ def load_model(
     *,
     as_pyfunc: bool = False,
     tracking_uri: str | None = None,
+    allow_pickle: bool | None = None,
 ) -> Any:
     """Load a registered model version: "name@alias", "name@latest", or "name" with version=.
 
-    Returns the native object (the scikit-learn estimator, the XGBoost Booster or model, ...),
-    or MLflow's pyfunc with `as_pyfunc=True`. Uses tracked's configured store, not MLflow's
-    global one, so it works beside code that set `mlflow.set_tracking_uri` elsewhere.
+    Returns the native object (the scikit-learn estimator, the XGBoost Booster or model, the
+    torch module, ...), or MLflow's pyfunc with `as_pyfunc=True`. Uses tracked's configured
+    store, not MLflow's global one, so it works beside code that set `mlflow.set_tracking_uri`
+    elsewhere. A model whose loading would unpickle data or run code from its files
+    (cloudpickle, a pickled torch module, a cloudpickled pyfunc) raises UnsafeModelError unless
+    `allow_pickle=True` or MLFLOW_ALLOW_PICKLE_DESERIALIZATION=true is set in the environment.
     """
     import mlflow.artifacts
 
@@ -37,4 +41,4 @@ def load_model(
         local = mlflow.artifacts.download_artifacts(
             artifact_uri=uri, dst_path=tmp, tracking_uri=settings.tracking_uri
         )
-        return load_local(local, as_pyfunc=as_pyfunc)
+        return load_local(local, as_pyfunc=as_pyfunc, allow_pickle=allow_pickle)
