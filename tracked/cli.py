@@ -1,19 +1,20 @@
 """`tracked`: the command line over `tracked.ops`. It parses arguments and renders results.
 
 Every data command's arguments and options are built from its operation's signature
-(`Annotated[type, Param(...)]` in tracked/ops.py), the same declarations the MCP tools use.
-Exit codes: 0 success, 1 a refused or failed operation (a policy said no, an unknown model, an
-unreachable store), 2 bad usage. Errors are one line on stderr; `--debug` shows the traceback.
-`--json` prints exactly one JSON document on stdout (on an error: `{"error": ..., "type": ...}`).
+(`Annotated[type, Param(...)]` in tracked/ops/), the same declarations the MCP tools use.
+
+Exit codes: 0 success; 1 a refused or failed operation (a policy said no, an unknown model or
+run, an unreachable store, a failed doctor check); 2 bad usage: an unknown option, a malformed
+value or reference, a metric no version logged, a bad filter, a configuration error. Errors are
+one line on stderr; `--debug` shows the traceback. `--json` prints exactly one JSON document on
+stdout, also for every error: `{"error": ..., "type": ..., "exit_code": ...}`.
+
+On a terminal tables fit its width (tracked/tables.py); piped, they are tab-separated.
 """
 
 from __future__ import annotations
 
-import contextlib
-import datetime
 import json
-import os
-import subprocess
 import sys
 import types
 from collections.abc import Callable, Sequence
@@ -22,10 +23,14 @@ from typing import Any, Union, get_args, get_origin
 
 import click
 
-from tracked.errors import TrackingError
-from tracked.ops import OPERATIONS, Declared, Operation, plain
+from tracked.errors import ConfigError, TrackingError
+from tracked.ops import OPERATIONS, Declared, InputError, Operation, plain
+from tracked.ops.base import stdout_to_stderr
 
 __all__ = ["cli", "main"]
+
+USAGE = 2
+FAILED = 1
 
 
 # --------------------------------------------------------------------------- building commands
@@ -72,11 +77,7 @@ def _unwrap_optional(annotation: Any) -> Any:
     return annotation
 
 
-_SCALARS: dict[Any, click.ParamType] = {
-    str: click.STRING,
-    int: click.INT,
-    float: click.FLOAT,
-}
+_SCALARS: dict[Any, click.ParamType] = {str: click.STRING, int: click.INT, float: click.FLOAT}
 
 
 class _KeyValue(click.ParamType):
@@ -114,6 +115,8 @@ def _check_callback(d: Declared) -> Callable[..., Any] | None:
         if value is not None:
             try:
                 check(value)
+            except InputError as exc:  # click names the option already
+                raise click.BadParameter(f"{exc.value!r}: {exc.fix}") from None
             except Exception as exc:
                 raise click.BadParameter(str(exc).removeprefix("tracked: ")) from None
         return value
@@ -128,8 +131,9 @@ def _click_param(d: Declared) -> click.Parameter:
     callback = _check_callback(d)
     if not d.param.flags and d.required:
         return click.Argument(
-            [d.name], type=_SCALARS.get(base, click.STRING), metavar=d.name.upper()
-        )
+            [d.name], type=_SCALARS.get(base, click.STRING), metavar=d.name.upper(),
+            callback=callback,
+        )  # fmt: skip
     common: dict[str, Any] = {"help": d.param.help, "callback": callback}
     if d.required:
         common["required"] = True
@@ -137,6 +141,7 @@ def _click_param(d: Declared) -> click.Parameter:
         common["default"] = d.default
         common["show_default"] = True
     if base is bool:
+        common["default"] = d.default  # None for a switch whose default is "decide for me"
         return click.Option(_option_names(d), is_flag=True, **common)
     if origin is list:
         (item,) = get_args(base)
@@ -222,23 +227,37 @@ def _command(op: Operation) -> click.Command:
 
 
 def _execute(ctx: click.Context, op: Operation, kwargs: dict[str, Any], g: _Globals) -> None:
+    from tracked.render import RENDERERS
+    from tracked.tables import Output
+
+    out = Output()
+    progress = None
+    if op.command == "sync" and not g.json:
+        from tracked.render import sync_progress
+
+        progress = kwargs["progress"] = sync_progress(out)
     try:
-        # stdout is for our output alone: MLflow prints "View run ..." links there
-        with contextlib.redirect_stdout(sys.stderr):
+        with stdout_to_stderr():  # stdout is for our output alone: MLflow prints there
             result = op.fn(**kwargs, tracking_uri=g.tracking_uri)
     except Exception as exc:
         if g.debug:
             raise
         _fail(ctx, exc, g)
+    finally:
+        if progress is not None:
+            progress.close()
     if g.json:
         click.echo(_dumps(result.to_dict()))
+    elif op.command == "ui":
+        _run_ui(ctx, result, out)
     else:
-        RENDERERS[str(op.command)](result, _console())
+        RENDERERS[str(op.command)](result, out)
     if getattr(result, "ok", True) is False:
-        ctx.exit(1)
+        ctx.exit(FAILED)
 
 
 def _fail(ctx: click.Context, exc: BaseException, g: _Globals) -> None:
+    code = USAGE if isinstance(exc, (InputError, ConfigError)) else FAILED
     if isinstance(exc, TrackingError):
         message = str(exc)
     else:
@@ -246,277 +265,70 @@ def _fail(ctx: click.Context, exc: BaseException, g: _Globals) -> None:
         first = text.splitlines()[0] if text else ""
         message = f"tracked: unexpected {type(exc).__name__}: {first} (see it with --debug)"
     if g.json:
-        click.echo(_dumps({"error": message, "type": type(exc).__name__}))
+        click.echo(_dumps({"error": message, "type": type(exc).__name__, "exit_code": code}))
     click.echo(message, err=True)
-    ctx.exit(1)
+    ctx.exit(code)
 
 
 def _dumps(data: Any) -> str:
     return json.dumps(plain(data), indent=2, allow_nan=False, default=str)
 
 
-def _console() -> Any:
-    from rich.console import Console
+def _run_ui(ctx: click.Context, plan: Any, out: Any) -> None:
+    from tracked.ops import serve_ui
 
-    width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 120
-    return Console(width=width, highlight=False, soft_wrap=True)
-
-
-# --------------------------------------------------------------------------- rendering
-
-
-def _when(ms: int | None) -> str:
-    if not ms:
-        return ""
-    return datetime.datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M")
-
-
-def _num(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return "" if value is None else str(value)
-
-
-def _metrics(metrics: dict[str, float], limit: int = 4) -> str:
-    items = [f"{k}={_num(v)}" for k, v in sorted(metrics.items())]
-    more = len(items) - limit
-    return ", ".join(items[:limit]) + (f", +{more}" if more > 0 else "")
-
-
-def _digest(value: str) -> str:
-    return value.rsplit(":", 1)[-1][:12]
-
-
-def _dirty(value: bool | None) -> str:
-    return {True: "dirty", False: "clean", None: ""}[value]
-
-
-# identifiers and dates stay on one line; free text (metrics, reasons) wraps
-_NO_WRAP = frozenset(
-    ("", "version", "latest", "run id", "commit", "git", "created", "started", "status", "model")
-)
-
-
-def _table(*columns: str, title: str | None = None) -> Any:
-    from rich.table import Table
-
-    table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
-    for column in columns:
-        table.add_column(column, no_wrap=column in _NO_WRAP, overflow="fold")
-    return table
-
-
-def _escape(text: Any) -> str:
-    from rich.markup import escape
-
-    return escape(str(text))
-
-
-def _render_models(result: Any, console: Any) -> None:
-    if not result.models:
-        console.print("no registered models yet")
+    if plan.command is None:
+        out.line(f"the tracking store is a server: open {plan.url}")
         return
-    table = _table("model", "versions", "latest", "aliases", "key metric", "champion")
-    for m in result.models:
-        aliases = ", ".join(f"{a}=v{v}" for a, v in m.aliases.items())
-        champion = f"v{m.champion}" if m.champion else ""
-        if m.champion and m.key_metric and m.champion_metric is not None:
-            champion += f" {m.key_metric}={_num(m.champion_metric)}"
-        table.add_row(
-            _escape(m.name),
-            str(m.versions),
-            f"v{m.latest_version}" if m.latest_version else "",
-            _escape(aliases),
-            _escape(m.key_metric or ""),
-            _escape(champion),
-        )
-    console.print(table)
-
-
-def _render_versions(result: Any, console: Any) -> None:
-    table = _table(
-        "version", "aliases", "metrics", "commit", "git", "data", "created", "decision",
-        title=f"{result.model}: {len(result.versions)} versions",
-    )  # fmt: skip
-    for row in result.versions:
-        data = "\n".join(f"{k}={_digest(v)}" for k, v in sorted(row.data.items()))
-        table.add_row(
-            f"v{row.version}",
-            _escape(", ".join(row.aliases)),
-            _escape(_metrics(row.metrics)),
-            (row.git_commit or "")[:8],
-            _dirty(row.git_dirty),
-            _escape(data),
-            _when(row.created),
-            _escape(row.decision or ""),
-        )
-    console.print(table)
-
-
-def _render_show(result: Any, console: Any) -> None:
-    lin = result.lineage
-    aliases = f"  aliases: {', '.join(lin.aliases)}" if lin.aliases else ""
-    console.print(f"[bold]{_escape(lin.model)} v{lin.version}[/bold]{_escape(aliases)}")
-    console.print(f"run      {lin.run_id or '(none)'}  created {_when(lin.created)}")
-    git = (lin.git_commit or "unknown") + (
-        f" ({_dirty(lin.git_dirty)})" if lin.git_dirty is not None else ""
-    )
-    branch = f" on {lin.git_branch}" if lin.git_branch else ""
-    repo = f"  {lin.repo_url}" if lin.repo_url else ""
-    console.print(_escape(f"commit   {git}{branch}{repo}"))
-    if lin.inputs:
-        table = _table("input", "digest", "kind", "shape", "source", title="data")
-        for i in lin.inputs:
-            shape = "x".join(str(n) for n in i.shape) if i.shape else ""
-            table.add_row(
-                _escape(i.name), _escape(i.digest), _escape(i.kind or ""), shape,
-                _escape(i.source or ""),
-            )  # fmt: skip
-        console.print(table)
-    if lin.params:
-        console.print(
-            "params   " + _escape(", ".join(f"{k}={v}" for k, v in sorted(lin.params.items())))
-        )
-    if lin.metrics:
-        console.print("metrics  " + _escape(_metrics(lin.metrics, limit=20)))
-    decision = result.decision
-    if decision is None:
-        console.print("decision none recorded")
-        return
-    console.print(
-        _escape(f"decision {decision['verdict']} for {decision['to']}: {decision['reason']}")
-    )
-    for rule in decision.get("rules", []):
-        mark = "pass" if rule["passed"] else "[red]FAIL[/red]"
-        console.print(f"  {mark}  {_escape(rule['rule'])}: {_escape(rule['reason'])}")
-
-
-def _render_compare(result: Any, console: Any) -> None:
-    direction = "higher" if result.higher_is_better else "lower"
-    table = _table(
-        "", "version", result.metric, "aliases", "commit", "created",
-        title=f"{result.model} by {result.metric} ({direction} is better)",
-    )  # fmt: skip
-    for row in result.versions:
-        best = row.version == result.best
-        table.add_row(
-            "[bold green]best[/bold green]" if best else "",
-            f"v{row.version}",
-            _num(row.metrics.get(result.metric)) or "-",
-            _escape(", ".join(row.aliases)),
-            (row.git_commit or "")[:8],
-            _when(row.created),
-        )
-    console.print(table)
-
-
-def _render_best(result: Any, console: Any) -> None:
-    row = result.version
-    aliases = f" ({', '.join(row.aliases)})" if row.aliases else ""
-    value = _num(row.metrics[result.metric])
-    console.print(_escape(f"{result.model} v{row.version}{aliases}: {result.metric}={value}"))
-
-
-def _render_runs(result: Any, console: Any) -> None:
-    if not result.runs:
-        console.print(_escape(f"no runs in {result.experiment}"))
-        return
-    table = _table("run id", "name", "status", "started", "commit", "model", "metrics")
-    for r in result.runs:
-        model = f"{r.model} v{r.model_version}" if r.model else ""
-        commit = (r.git_commit or "")[:8] + (" dirty" if r.git_dirty else "")
-        table.add_row(
-            r.run_id, _escape(r.name or ""), r.status, _when(r.start_time), commit,
-            _escape(model), _escape(_metrics(r.metrics, limit=3)),
-        )  # fmt: skip
-    console.print(table)
-
-
-def _render_promote(result: Any, console: Any) -> None:
-    for line in result.decision.summary().splitlines():
-        console.print(_escape(line))
-
-
-def _render_rollback(result: Any, console: Any) -> None:
-    was = f" from v{result.previous}" if result.previous else ""
-    console.print(_escape(f"{result.model}: {result.alias} moved back{was} to v{result.version}"))
-
-
-def _render_gc(result: Any, console: Any) -> None:
-    def versions(items: list[str]) -> str:
-        return ", ".join(f"v{v}" for v in items) or "none"
-
-    verb = "would delete" if result.dry_run else "deleted"
-    console.print(_escape(f"{result.model}: {verb} {versions(result.deleted)}"))
-    console.print(_escape(f"  kept (newest {result.keep}): {versions(result.kept)}"))
-    console.print(_escape(f"  protected (alias or rollback history): {versions(result.protected)}"))
-    if result.dry_run and result.deleted:
-        console.print("  (dry run: add --delete to delete them)")
-
-
-def _render_register(result: Any, console: Any) -> None:
-    verb = "is already" if result.already_registered else "registered as"
-    console.print(_escape(f"run {result.run_id} {verb} {result.model} v{result.version}"))
-
-
-def _render_log(result: Any, console: Any) -> None:
-    console.print(
-        _escape(
-            f"recorded run {result.run_id} ({result.name}) in {result.experiment}: "
-            f"{len(result.params)} params, {len(result.metrics)} metrics"
-        )
-    )
-
-
-def _render_doctor(result: Any, console: Any) -> None:
-    table = _table("setting", "value", "from")
-    for c in result.config:
-        table.add_row(c.name, _escape("" if c.value is None else c.value), _escape(c.origin))
-    console.print(table)
-    marks = {True: "[green]ok  [/green]", False: "[red]FAIL[/red]", None: "--  "}
-    for check in result.checks:
-        console.print(f"{marks[check.ok]} {_escape(check.name)}: {_escape(check.detail)}")
-        if check.ok is False and check.fix:
-            console.print(f"     fix: {_escape(check.fix)}")
-
-
-def _render_sync(result: Any, console: Any) -> None:
-    for line in result.lines():
-        console.print(_escape(line))
-
-
-def _render_ui(result: Any, console: Any) -> None:
-    if result.command is None:
-        console.print(_escape(f"the tracking store is a server: open {result.url}"))
-        return
-    console.print(_escape(f"MLflow UI at {result.url} (Ctrl-C stops it)"))
-    code = subprocess.call(result.command)
+    out.line(f"MLflow UI at {plan.url} (Ctrl-C stops it and its worker)")
+    sys.stdout.flush()
+    code = serve_ui(plan, started=lambda pid: out.note(f"server process group {pid}"))
     if code:
-        click.get_current_context().exit(code)
-
-
-RENDERERS: dict[str, Callable[[Any, Any], None]] = {
-    "models": _render_models,
-    "versions": _render_versions,
-    "show": _render_show,
-    "compare": _render_compare,
-    "best": _render_best,
-    "runs": _render_runs,
-    "promote": _render_promote,
-    "rollback": _render_rollback,
-    "gc": _render_gc,
-    "register": _render_register,
-    "log": _render_log,
-    "doctor": _render_doctor,
-    "sync": _render_sync,
-    "ui": _render_ui,
-}
+        ctx.exit(code)
 
 
 # --------------------------------------------------------------------------- the group
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _wants_json(args: Sequence[str]) -> bool:
+    before = list(args)[: list(args).index("--")] if "--" in args else list(args)
+    return "--json" in before
+
+
+class _Group(click.Group):
+    """Usage errors as one JSON document too, when --json was asked for (exit 2 either way)."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        try:
+            code = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.ClickException as exc:
+            if _wants_json(argv):
+                message = f"tracked: {exc.format_message()}"
+                data = {"error": message, "type": "UsageError", "exit_code": exc.exit_code}
+                click.echo(_dumps(data))
+                click.echo(message, err=True)
+            else:
+                exc.show()
+            code = exc.exit_code
+        except click.exceptions.Exit as exc:
+            code = exc.exit_code
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            code = FAILED
+        if not standalone_mode:
+            return code
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--tracking-uri", metavar="URI", help="tracking store (overrides the configuration)")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON document, for scripts")
 @click.option("--debug", is_flag=True, help="show tracebacks on errors")
@@ -536,7 +348,8 @@ for _op in OPERATIONS:
 @click.option(
     "--allow-writes",
     is_flag=True,
-    help="also offer the tools that change things: promote, rollback, register_model, log_run",
+    help="also offer the tools that change things: promote (under the project's configured "
+    "policies only), rollback, register_model, log_run",
 )
 @click.option("--tracking-uri", metavar="URI", help="tracking store for the server's tools")
 @click.pass_context
@@ -546,7 +359,13 @@ def mcp_command(ctx: click.Context, allow_writes: bool, tracking_uri: str | None
 
     outer = ctx.find_object(_Globals) or _Globals()
     uri = tracking_uri or outer.tracking_uri
-    build_server(allow_writes=allow_writes, tracking_uri=uri).run("stdio")
+    try:
+        server = build_server(allow_writes=allow_writes, tracking_uri=uri)
+    except ImportError as exc:
+        if exc.name != "mcp":
+            raise
+        raise click.ClickException(str(exc).removeprefix("tracked: ")) from None
+    server.run("stdio")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -5,29 +5,70 @@ and records why: a `Decision` on the version (tags `tracked.promotion.*`) and as
 on its run. Every alias move appends to a history kept on the registered model
 (`tracked.alias_history.<alias>`), so rollback works repeatedly and across processes.
 
-MLflow has no compare-and-set on aliases. Concurrent promoters serialise on a registry lock:
-creating a registered model is atomic (unique name), so `<name>.tracked-lock` is created to
-enter and deleted to leave. Inside it each promoter reads the current holder, evaluates, moves;
-the alias therefore ends on the best candidate that passed, and each decision was made against
-the holder that was really there.
+Every call goes through the store door (`tracked.store`): bounded, so the Python API fails
+exactly like the CLI on a dead server, with StoreUnavailableError ("server not reachable")
+within the store's bounds, never "not found" after MLflow's own minutes of retries.
+
+Aliases are lower-case (`normalize_alias`): `promote(..., to="Production")` and
+`tracked promote --to Production` move `production`, never a second alias beside it. MLflow's
+alias rules apply on top: letters, digits, `_` and `-`, at most 255 characters; `latest` and
+`v<digits>` are reserved. A reference "name@Alias" finds an alias another tool set in exactly
+that spelling first, else the lower-case one.
+
+A version promoted to an alias it already holds changes nothing: the decision says so
+(`unchanged=True`, verdict tag `unchanged`), no rule is evaluated and the history does not list
+the version twice. A holder that cannot be read is never "no holder": the rules refuse with
+"could not read the current <alias>: ..." (see policy.py), or the call raises when the store is
+down.
+
+Concurrent promoters of one model serialise on the registry lock (`tracked.registry.lock`):
+inside it each reads the current holder, evaluates, moves; the alias therefore ends on the best
+candidate that passed, and each decision was made against the holder that was really there.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
-import os
-import socket
-import time
+import logging
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tracked.errors import AliasNotFoundError, ModelNotFoundError, PolicyError, TrackingError
-from tracked.registry.policy import Candidate, Decision, PromotionPolicy
-from tracked.registry.versions import DATA_TAG, client, get_version, version_metrics
+from tracked import tags
+from tracked.capture.keys import MAX_ERROR_LENGTH, clean_text
+from tracked.errors import (
+    AliasNotFoundError,
+    ModelNotFoundError,
+    NotFoundError,
+    PolicyError,
+    StoreRejectedError,
+    TrackingError,
+)
+from tracked.registry.lock import LOCK_SUFFIX as LOCK_SUFFIX  # ops hides these models
+from tracked.registry.lock import RegistryLock, registry_lock
+from tracked.registry.policy import (
+    Candidate,
+    Decision,
+    PromotionPolicy,
+    normalize_alias,
+    normalize_stage,
+)
+from tracked.registry.versions import (
+    as_store,
+    get_version,
+    registered_model,
+    registry_store,
+    version_metrics,
+    versions_of,
+)
+
+if TYPE_CHECKING:
+    from mlflow.entities.model_registry import ModelVersion, RegisteredModel
+
+    from tracked.registry.versions import StoreLike
+    from tracked.store import Store
 
 __all__ = [
     "GcReport",
@@ -42,11 +83,10 @@ __all__ = [
     "rollback",
 ]
 
-HISTORY_TAG = "tracked.alias_history."
-LOCK_SUFFIX = ".tracked-lock"
+logger = logging.getLogger("tracked")
+
+HISTORY_TAG = tags.ALIAS_HISTORY_PREFIX
 HISTORY_LIMIT = 100
-LOCK_TIMEOUT = 60.0  # seconds to wait for the lock
-LOCK_STALE = 120.0  # a lock older than this was left by a crashed process: break it
 
 
 @dataclass(frozen=True)
@@ -98,18 +138,21 @@ def promote(
 
     With a list of policies the last decision is returned (see `apply_policies` for all).
     `force=True` moves the alias even when rules fail, and records that it was forced.
+    `stage` moves the legacy MLflow stage too (Staging, Production, Archived).
     """
-    registry = client(tracking_uri)
+    store = registry_store(tracking_uri)
     if isinstance(policy, (list, tuple)):
-        decisions = apply_policies(registry, name, version, policy, force=force)
+        decisions = apply_policies(store, name, version, policy, force=force)
         if not decisions:
             raise PolicyError("tracked: an empty list of policies decides nothing")
         return decisions[-1]
-    return _promote(registry, name, str(version), to, policy, force=force, stage=stage)
+    single = policy if isinstance(policy, PromotionPolicy) else None
+    alias = normalize_alias(to, "to")
+    return _promote(store, name, str(version), alias, single, force=force, stage=stage)
 
 
 def apply_policies(
-    registry: Any,
+    store: StoreLike,
     name: str,
     version: str | int,
     policies: Sequence[PromotionPolicy],
@@ -117,14 +160,14 @@ def apply_policies(
     force: bool = False,
 ) -> list[Decision]:
     """Evaluate an ordered list of policies (e.g. challenger, then champion); each independent."""
+    store = as_store(store)
     return [
-        _promote(registry, name, str(version), p.to, p, force=force, stage=p.stage)
-        for p in policies
+        _promote(store, name, str(version), p.to, p, force=force, stage=p.stage) for p in policies
     ]
 
 
 def _promote(
-    registry: Any,
+    store: Store,
     name: str,
     version: str,
     to: str,
@@ -135,129 +178,175 @@ def _promote(
 ) -> Decision:
     if policy is not None:
         to, stage = policy.to, stage or policy.stage
-    found = get_version(registry, name, version)  # fails early for an unknown model/version
-    with _registry_lock(registry, name):
-        candidate = _candidate(registry, found)
-        holders = _Holders(registry, name)
-        if policy is None:
-            current = holders(to)
+    stage = normalize_stage(stage)
+    found = get_version(store, name, version)  # fails early for an unknown model/version
+    with registry_lock(store, name) as lock:
+        model = registered_model(store, name)
+        aliases = _aliases(model)
+        if aliases.get(to) == version:
             decision = Decision(
                 model=name,
                 version=version,
                 to=to,
                 promoted=True,
                 rules=(),
-                reason="promoted on request (no policy)",
-                previous=None if current is None else current.version,
+                reason=f"v{version} already holds {to}; nothing to do",
+                unchanged=True,
             )
         else:
-            decision = policy.evaluate(candidate, holders)
-        if force and not decision.promoted:
-            decision = dataclasses.replace(decision, promoted=True, forced=True)
-        if decision.promoted and decision.previous != version:
-            _move_alias(registry, name, to, version)
+            decision = _decide(store, found, to, policy, aliases)
+            if force and not decision.promoted:
+                decision = dataclasses.replace(decision, promoted=True, forced=True)
+            if decision.promoted:
+                lock.check()
+                history = tags.alias_history(model.tags or {}, to)
+                _move_alias(store, name, to, version, history)
         if decision.promoted and stage:
-            _transition_stage(registry, name, version, stage)
-    _record(registry, found, decision)
+            _transition_stage(store, name, version, stage)
+    _record(store, found, decision)
     return decision
 
 
-class _Holders:
-    """`holders(alias)` for policy evaluation: the Candidate that holds the alias, or None."""
+def _decide(
+    store: Store,
+    found: ModelVersion,
+    to: str,
+    policy: PromotionPolicy | None,
+    aliases: Mapping[str, str],
+) -> Decision:
+    holders = _Holders(store, found.name, aliases)
+    if policy is not None:
+        return policy.evaluate(_candidate(store, found), holders)
+    return Decision(
+        model=found.name,
+        version=str(found.version),
+        to=to,
+        promoted=True,
+        rules=(),
+        reason="promoted on request (no policy)",
+        previous=aliases.get(to),
+    )
 
-    def __init__(self, registry: Any, name: str) -> None:
-        self.registry, self.name = registry, name
+
+class _Holders:
+    """`holders(alias)` for policy evaluation: the Candidate that holds the alias, or None.
+
+    None only when the registered model (read under the lock) has no such alias; a holder
+    that cannot be read raises, and the rule asking refuses with the reason.
+    """
+
+    def __init__(self, store: Store, name: str, aliases: Mapping[str, str]) -> None:
+        self.store, self.name, self.aliases = store, name, aliases
 
     def __call__(self, alias: str) -> Candidate | None:
-        from mlflow.exceptions import MlflowException
-
-        try:
-            found = self.registry.get_model_version_by_alias(self.name, alias)
-        except MlflowException:
+        version = self.aliases.get(alias)
+        if version is None:
             return None
-        return _candidate(self.registry, found)
+        found = self.store.call(
+            lambda c: c.get_model_version(self.name, version),
+            what=f"read {self.name!r} v{version}, the current {alias}",
+        )
+        return _candidate(self.store, found)
 
 
-def _candidate(registry: Any, found: Any) -> Candidate:
+def _candidate(store: Store, found: ModelVersion) -> Candidate:
     """What policies judge: metrics from version tags (else the run), run params, all tags."""
-    from mlflow.exceptions import MlflowException
-
-    tags = dict(found.tags or {})
+    version_tags = dict(found.tags or {})
     metrics = version_metrics(found)
     params: dict[str, str] = {}
     if found.run_id:
-        try:
-            run = registry.get_run(found.run_id)
-        except MlflowException:
-            run = None
-        if run is not None:
+        run_id = found.run_id
+        run = store.get_or_none(lambda c: c.get_run(run_id), what=f"read run {run_id}")
+        if run is not None:  # None: the run is gone; the version's tags are what is left
             params = dict(run.data.params)
-            tags = {**run.data.tags, **tags}
+            version_tags = {**run.data.tags, **version_tags}
             metrics = {**run.data.metrics, **metrics}
     return Candidate(
         name=found.name,
         version=str(found.version),
         metrics=metrics,
         params=params,
-        tags=tags,
+        tags=version_tags,
         run_id=found.run_id,
     )
 
 
-def _move_alias(registry: Any, name: str, alias: str, version: str) -> None:
-    registry.set_registered_model_alias(name, alias, version)
-    history = alias_history(name, alias, registry=registry)
-    history.append(version)
-    _write_history(registry, name, alias, history)
+def _move_alias(store: Store, name: str, alias: str, version: str, history: list[str]) -> None:
+    store.call(
+        lambda c: c.set_registered_model_alias(name, alias, version),
+        what=f"move alias {alias!r} of {name!r} to v{version}",
+    )
+    _write_history(store, name, alias, [*history, version])
 
 
-def _write_history(registry: Any, name: str, alias: str, history: list[str]) -> None:
-    registry.set_registered_model_tag(
-        name, HISTORY_TAG + alias, json.dumps(history[-HISTORY_LIMIT:])
+def _write_history(store: Store, name: str, alias: str, history: list[str]) -> None:
+    text = json.dumps(history[-HISTORY_LIMIT:])
+    store.call(
+        lambda c: c.set_registered_model_tag(name, HISTORY_TAG + alias, text),
+        what=f"record the history of alias {alias!r} of {name!r}",
     )
 
 
-def alias_history(name: str, alias: str = "champion", *, registry: Any = None) -> list[str]:
+def alias_history(
+    name: str,
+    alias: str = "champion",
+    *,
+    store: Store | None = None,
+    tracking_uri: str | None = None,
+) -> list[str]:
     """Versions that held `alias`, oldest first; the last one holds it now."""
-    registry = registry or client()
-    model = _registered_model(registry, name)
-    try:
-        history = json.loads((model.tags or {}).get(HISTORY_TAG + alias, "[]"))
-    except ValueError:
-        history = []
-    return [str(v) for v in history]
+    store = store or registry_store(tracking_uri)
+    model = registered_model(store, name)
+    return tags.alias_history(model.tags or {}, normalize_alias(alias))
 
 
-def _transition_stage(registry: Any, name: str, version: str, stage: str) -> None:
+def _transition_stage(store: Store, name: str, version: str, stage: str) -> None:
     """Legacy stages for servers and UIs that still use them; MLflow's deprecation is ours."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        registry.transition_model_version_stage(
-            name, version, stage, archive_existing_versions=stage in ("Production", "Staging")
-        )
 
-
-def _record(registry: Any, found: Any, decision: Decision) -> None:
-    """The decision on the version (tags) and on its run (a JSON artifact)."""
-    verdict = "forced" if decision.forced else "promoted" if decision.promoted else "rejected"
-    reason = decision.reason if len(decision.reason) < 5000 else decision.reason[:5000] + "..."
-    tags = {
-        "tracked.promotion.decision": verdict,
-        "tracked.promotion.reason": reason,
-        "tracked.promotion.to": decision.to,
-        f"tracked.promotion.{decision.to}.decision": verdict,
-    }
-    for key, value in tags.items():
-        registry.set_model_version_tag(found.name, str(found.version), key, value)
-    if found.run_id:
-        from mlflow.exceptions import MlflowException
-
-        with contextlib.suppress(MlflowException, OSError):
-            registry.log_text(
-                found.run_id,
-                json.dumps(decision.to_dict(), indent=2, sort_keys=True, default=str),
-                f"tracked/promotion/{decision.to}-v{decision.version}.json",
+    def transition(client: Any) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            client.transition_model_version_stage(
+                name, version, stage, archive_existing_versions=stage in ("Production", "Staging")
             )
+
+    store.call(transition, what=f"move {name!r} v{version} to stage {stage}")
+
+
+def _record(store: Store, found: ModelVersion, decision: Decision) -> None:
+    """The decision on the version (tags) and on its run (a JSON artifact)."""
+    name, version = found.name, str(found.version)
+    verdict = (
+        "unchanged"
+        if decision.unchanged
+        else "forced"
+        if decision.forced
+        else "promoted"
+        if decision.promoted
+        else "rejected"
+    )
+    recorded = {
+        tags.PROMOTION_DECISION: verdict,
+        tags.PROMOTION_REASON: clean_text(decision.reason, limit=MAX_ERROR_LENGTH),
+        tags.PROMOTION_TO: decision.to,
+        tags.promotion_decision_for(decision.to): verdict,
+    }
+
+    def tag_version(client: Any) -> None:
+        for key, value in recorded.items():
+            client.set_model_version_tag(name, version, key, value)
+
+    store.call(tag_version, what=f"record the promotion decision on {name!r} v{version}")
+    if not found.run_id:
+        return
+    run_id = found.run_id
+    text = json.dumps(decision.to_dict(), indent=2, sort_keys=True, default=str)
+    path = f"tracked/promotion/{decision.to}-v{decision.version}.json"
+    try:
+        store.call(lambda c: c.log_text(run_id, text, path), what=f"log {path} on run {run_id}")
+    except (NotFoundError, StoreRejectedError) as error:
+        # the run is gone or read-only: the version's tags above hold the verdict and reason
+        logger.warning("tracked: %s; the decision is on the version's tags only", error)
 
 
 # -- rollback, listing, comparison, retention -------------------------------------------------
@@ -265,17 +354,15 @@ def _record(registry: Any, found: Any, decision: Decision) -> None:
 
 def rollback(name: str, alias: str = "champion", *, tracking_uri: str | None = None) -> str:
     """Move `alias` back to the version that held it before; returns that version."""
-    registry = client(tracking_uri)
-    with _registry_lock(registry, name):
-        history = alias_history(name, alias, registry=registry)
-        existing = {str(v.version) for v in _versions(registry, name)}
+    store = registry_store(tracking_uri)
+    alias = normalize_alias(alias, "alias")
+    with registry_lock(store, name) as lock:
+        history = tags.alias_history(registered_model(store, name).tags or {}, alias)
+        existing = {str(v.version) for v in versions_of(store, name)}
         while len(history) >= 2:
             history.pop()  # the current holder
-            previous = history[-1]
-            if previous in existing:
-                registry.set_registered_model_alias(name, alias, previous)
-                _write_history(registry, name, alias, history)
-                return previous
+            if history[-1] in existing:
+                return _roll_back_to(store, lock, name, alias, history)
         if not history:
             raise AliasNotFoundError(name, alias)
         raise PolicyError(
@@ -284,16 +371,27 @@ def rollback(name: str, alias: str = "champion", *, tracking_uri: str | None = N
         )
 
 
+def _roll_back_to(
+    store: Store, lock: RegistryLock, name: str, alias: str, history: list[str]
+) -> str:
+    previous = history[-1]
+    lock.check()
+    store.call(
+        lambda c: c.set_registered_model_alias(name, alias, previous),
+        what=f"move alias {alias!r} of {name!r} back to v{previous}",
+    )
+    _write_history(store, name, alias, history)
+    return previous
+
+
 def list_versions(name: str, *, tracking_uri: str | None = None) -> list[VersionRow]:
     """Every version of `name`, newest first."""
-    registry = client(tracking_uri)
+    store = registry_store(tracking_uri)
     # search_model_versions leaves aliases empty; the registered model has them all.
-    aliases: dict[str, list[str]] = {}
-    for alias, version in (
-        getattr(_registered_model(registry, name), "aliases", None) or {}
-    ).items():
-        aliases.setdefault(str(version), []).append(alias)
-    rows = [_row(v, aliases.get(str(v.version), ())) for v in _versions(registry, name)]
+    by_version: dict[str, list[str]] = {}
+    for alias, version in _aliases(registered_model(store, name)).items():
+        by_version.setdefault(version, []).append(alias)
+    rows = [_row(v, by_version.get(str(v.version), ())) for v in versions_of(store, name)]
     return sorted(rows, key=lambda r: int(r.version), reverse=True)
 
 
@@ -335,15 +433,14 @@ def gc(
     an alias's rollback history. Dry-run by default: says what it would delete."""
     if keep_last < 0:
         raise TrackingError(f"tracked: gc keep_last={keep_last}: must be 0 or more")
-    registry = client(tracking_uri)
-    with _registry_lock(registry, name):
-        model = _registered_model(registry, name)
-        rows = sorted(_versions(registry, name), key=lambda v: int(v.version), reverse=True)
-        protected_versions = {str(v) for v in (getattr(model, "aliases", None) or {}).values()}
-        for key, value in (model.tags or {}).items():
-            if key.startswith(HISTORY_TAG):
-                with contextlib.suppress(ValueError):
-                    protected_versions.update(str(v) for v in json.loads(value))
+    store = registry_store(tracking_uri)
+    with registry_lock(store, name):
+        model = registered_model(store, name)
+        rows = sorted(versions_of(store, name), key=lambda v: int(v.version), reverse=True)
+        protected_versions = set(_aliases(model).values())
+        model_tags = model.tags or {}
+        for alias in tags.prefixed(model_tags, HISTORY_TAG):
+            protected_versions.update(tags.alias_history(model_tags, alias))
         kept, deleted, protected = [], [], []
         for index, found in enumerate(rows):
             version = str(found.version)
@@ -355,103 +452,30 @@ def gc(
                 deleted.append(version)
         if not dry_run:
             for version in deleted:
-                registry.delete_model_version(name, version)
+                _delete_version(store, name, version)
     return GcReport(name, deleted, kept, protected, dry_run)
 
 
-def _row(found: Any, aliases: Sequence[str] = ()) -> VersionRow:
-    tags = found.tags or {}
-    dirty = tags.get("tracked.git.dirty")
+def _delete_version(store: Store, name: str, version: str) -> None:
+    store.call(lambda c: c.delete_model_version(name, version), what=f"delete {name!r} v{version}")
+
+
+def _row(found: ModelVersion, aliases: Sequence[str] = ()) -> VersionRow:
+    version_tags = found.tags or {}
     return VersionRow(
         name=found.name,
         version=str(found.version),
         aliases=tuple(sorted(aliases or getattr(found, "aliases", None) or ())),
         metrics=version_metrics(found),
         run_id=found.run_id,
-        git_commit=tags.get("tracked.git.commit"),
-        git_dirty=None if dirty in (None, "unknown") else dirty == "true",
-        data={k[len(DATA_TAG) :]: v for k, v in tags.items() if k.startswith(DATA_TAG)},
+        git_commit=tags.git_commit(version_tags),
+        git_dirty=tags.git_dirty(version_tags),
+        data=tags.prefixed(version_tags, tags.DATA_PREFIX),
         created=found.creation_timestamp,
         stage=found.current_stage if found.current_stage not in (None, "None") else None,
-        decision=tags.get("tracked.promotion.decision"),
+        decision=version_tags.get(tags.PROMOTION_DECISION),
     )
 
 
-def _versions(registry: Any, name: str) -> list[Any]:
-    _registered_model(registry, name)  # a clear error for an unknown model
-    out: list[Any] = []
-    token = None
-    while True:
-        page = registry.search_model_versions(
-            f"name = '{name.replace(chr(39), chr(92) + chr(39))}'",
-            max_results=1000,
-            page_token=token,
-        )
-        out.extend(page)
-        token = getattr(page, "token", None)
-        if not token:
-            return out
-
-
-def _registered_model(registry: Any, name: str) -> Any:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return registry.get_registered_model(name)
-    except MlflowException:
-        raise ModelNotFoundError(name) from None
-
-
-# -- the registry lock ------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _registry_lock(registry: Any, name: str, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
-    """Mutual exclusion across processes and machines for alias changes of `name`."""
-    from mlflow.exceptions import MlflowException
-
-    lock = name + LOCK_SUFFIX
-    owner = f"{socket.gethostname()}:{os.getpid()}:{time.time()}"
-    deadline = time.monotonic() + timeout
-    delay = 0.01
-    while True:
-        try:
-            registry.create_registered_model(
-                lock,
-                tags={"tracked.lock.owner": owner, "tracked.lock": "true"},
-                description=f"tracked: lock for alias changes of {name}; safe to delete if stale",
-            )
-            break
-        except MlflowException as exc:
-            # "already exists": someone holds it. "does not exist": the store raced our create
-            # against the holder's delete; either way, try again.
-            if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "RESOURCE_DOES_NOT_EXIST"):
-                raise
-        _break_if_stale(registry, lock)
-        if time.monotonic() > deadline:
-            raise PolicyError(
-                f"tracked: registered model {name!r} is locked by another promotion for over "
-                f"{timeout:.0f} s; if no promotion is running, delete {lock!r}"
-            )
-        time.sleep(delay)  # back off between attempts at an atomic create, not a sync sleep
-        delay = min(delay * 2, 0.5)
-    try:
-        yield
-    finally:
-        with contextlib.suppress(MlflowException):
-            held = registry.get_registered_model(lock)
-            if (held.tags or {}).get("tracked.lock.owner") == owner:  # never free someone else's
-                registry.delete_registered_model(lock)
-
-
-def _break_if_stale(registry: Any, lock: str) -> None:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        found = registry.get_registered_model(lock)
-    except MlflowException:
-        return
-    age = time.time() - (found.creation_timestamp or 0) / 1000
-    if age > LOCK_STALE:
-        with contextlib.suppress(MlflowException):
-            registry.delete_registered_model(lock)
+def _aliases(model: RegisteredModel) -> dict[str, str]:
+    return {str(a): str(v) for a, v in (getattr(model, "aliases", None) or {}).items()}

@@ -8,10 +8,21 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tracked.registry.versions import DATA_TAG, get_version, version_metrics
-from tracked.registry.versions import client as _client
+from tracked import tags
+from tracked.registry.versions import (
+    as_store,
+    get_version,
+    name_filter,
+    registry_store,
+    version_metrics,
+)
+
+if TYPE_CHECKING:
+    from mlflow.entities.model_registry import ModelVersion
+
+    from tracked.registry.versions import StoreLike
 
 __all__ = ["InputLineage", "Lineage", "VersionMatch", "find_versions", "lineage"]
 
@@ -63,45 +74,40 @@ def lineage(
     ref: str, version: int | str | None = None, *, tracking_uri: str | None = None
 ) -> Lineage:
     """Everything that produced the version `ref` names ("name@alias", "name", version=3)."""
-    client = _client(tracking_uri)
-    found = get_version(client, ref, version)
-    return lineage_of(client, found)
+    store = registry_store(tracking_uri)
+    return lineage_of(store, get_version(store, ref, version))
 
 
-def lineage_of(client: Any, found: Any) -> Lineage:
+def lineage_of(store: StoreLike, found: ModelVersion) -> Lineage:
     """Lineage of an already-fetched ModelVersion (one run look-up)."""
-    from mlflow.exceptions import MlflowException
-
-    tags = dict(found.tags or {})
+    store = as_store(store)
+    version_tags = dict(found.tags or {})
     run = None
     if found.run_id:
-        try:
-            run = client.get_run(found.run_id)
-        except MlflowException:
-            run = None  # the run was deleted: the version's own tags still tell most of it
+        run_id = found.run_id
+        # None when the run is gone: the version's own tags still tell most of it
+        run = store.get_or_none(lambda c: c.get_run(run_id), what=f"read run {run_id}")
     inputs = _inputs_from_run(run) if run is not None else ()
     if not inputs:
         inputs = tuple(
-            InputLineage(name=k[len(DATA_TAG) :], digest=v)
-            for k, v in sorted(tags.items())
-            if k.startswith(DATA_TAG)
+            InputLineage(name=name, digest=digest)
+            for name, digest in sorted(tags.prefixed(version_tags, tags.DATA_PREFIX).items())
         )
-    run_tags = run.data.tags if run is not None else {}
-    dirty = tags.get("tracked.git.dirty", run_tags.get("tracked.git.dirty"))
+    both = {**(run.data.tags if run is not None else {}), **version_tags}  # the version's win
     return Lineage(
         model=found.name,
         version=str(found.version),
         run_id=found.run_id,
-        git_commit=tags.get("tracked.git.commit") or run_tags.get("mlflow.source.git.commit"),
-        git_dirty=None if dirty is None else dirty == "true",
-        git_branch=run_tags.get("mlflow.source.git.branch"),
-        repo_url=run_tags.get("mlflow.source.git.repoURL"),
+        git_commit=tags.git_commit(both),
+        git_dirty=tags.git_dirty(both),
+        git_branch=both.get(tags.GIT_BRANCH),
+        repo_url=both.get(tags.GIT_REPO_URL),
         aliases=tuple(getattr(found, "aliases", ()) or ()),
         inputs=inputs,
         params=dict(run.data.params) if run is not None else {},
         metrics=dict(run.data.metrics) if run is not None else version_metrics(found),
         created=found.creation_timestamp,
-        tags=tags,
+        tags=version_tags,
     )
 
 
@@ -109,17 +115,19 @@ def find_versions(
     digest: str, *, name: str | None = None, tracking_uri: str | None = None
 ) -> list[VersionMatch]:
     """Versions trained on data with this digest (full `xxh3-128:v1:...` or a hex prefix)."""
-    client = _client(tracking_uri)
+    store = registry_store(tracking_uri)
     wanted = digest.strip().lower()
-    query = f"name = '{name}'" if name else ""
+    query = name_filter(name) if name else ""
+    found_versions = store.pages(
+        lambda c, token: c.search_model_versions(query, max_results=1000, page_token=token),
+        what=f"search versions{f' of {name!r}' if name else ''}",
+    )
     matches = []
-    for found in _all_versions(client, query):
-        for key, value in (found.tags or {}).items():
-            if key.startswith(DATA_TAG) and _same_digest(value, wanted):
+    for found in found_versions:
+        for key, value in tags.prefixed(found.tags or {}, tags.DATA_PREFIX).items():
+            if _same_digest(value, wanted):
                 matches.append(
-                    VersionMatch(
-                        found.name, str(found.version), key[len(DATA_TAG) :], value, found.run_id
-                    )
+                    VersionMatch(found.name, str(found.version), key, value, found.run_id)
                 )
     return sorted(matches, key=lambda m: (m.model, int(m.version), m.input))
 
@@ -132,29 +140,18 @@ def _same_digest(value: str, wanted: str) -> bool:
     return len(wanted) >= 8 and hex_part.startswith(wanted.rsplit(":", 1)[-1])
 
 
-def _all_versions(client: Any, query: str) -> list[Any]:
-    out: list[Any] = []
-    token = None
-    while True:
-        page = client.search_model_versions(query, max_results=1000, page_token=token)
-        out.extend(page)
-        token = getattr(page, "token", None)
-        if not token:
-            return out
-
-
 def _inputs_from_run(run: Any) -> tuple[InputLineage, ...]:
     found = []
     for entry in run.inputs.dataset_inputs if run.inputs else ():
         dataset = entry.dataset
         profile = _json(dataset.profile)
         source = _json(dataset.source)
-        context = next((t.value for t in entry.tags if t.key == "mlflow.data.context"), None)
+        context = next((t.value for t in entry.tags if t.key == tags.DATASET_CONTEXT), None)
         shape = profile.get("shape")
         found.append(
             InputLineage(
                 name=dataset.name,
-                digest=profile.get("tracked.digest", dataset.digest),
+                digest=profile.get(tags.PROFILE_DIGEST, dataset.digest),
                 kind=profile.get("kind"),
                 context=context,
                 shape=tuple(shape) if shape is not None else None,

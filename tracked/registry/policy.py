@@ -11,6 +11,15 @@ metric, a failing user check, a failing holder lookup); the rule fails and says 
               metric("latency_ms") <= 20],
         require_clean_git=True)
     decision = policy.evaluate(candidate, holders)
+
+Aliases are lower-case: `to="Production"` and `beats("Champion")` mean `production` and `champion`
+(`normalize_alias`), so one spelling can never create a second alias beside the first. MLflow's
+own alias rules apply on top: letters, digits, `_` and `-`, at most 255 characters, and
+`latest` and `v<digits>` are reserved.
+
+Policies are data too: `PromotionPolicy.to_dict()` / `from_dict()` give a JSON-safe, versioned
+form (`{"format": 1, ...}`) that a spool or journal keeps instead of code. Every built-in rule
+round-trips; a custom check (a callable) cannot, and comes back as a rule that fails and says so.
 """
 
 from __future__ import annotations
@@ -24,9 +33,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from tracked.errors import PolicyError
+from tracked import tags
+from tracked.errors import PolicyError, TrackingError
 
 __all__ = [
+    "POLICY_FORMAT",
     "Beats",
     "Between",
     "Candidate",
@@ -39,11 +50,14 @@ __all__ = [
     "Rule",
     "RuleResult",
     "Threshold",
+    "Unreplayable",
     "evaluate_policies",
     "metric",
+    "normalize_alias",
+    "normalize_stage",
 ]
 
-GIT_DIRTY_TAG = "tracked.git.dirty"
+POLICY_FORMAT = 1  # the version of PromotionPolicy.to_dict()'s layout
 
 Holders = Callable[[str], "Candidate | None"]
 OnMissing = Literal["pass", "fail"]
@@ -114,7 +128,8 @@ class Decision:
     """Whether `model` version `version` may take alias `to`, rule by rule.
 
     `promoted` means every rule passed; the lifecycle layer records an override by replacing
-    the decision with `forced=True`.
+    the decision with `forced=True`. `unchanged` means the version already held `to`: nothing
+    was evaluated or moved.
     """
 
     model: str
@@ -126,6 +141,7 @@ class Decision:
     previous: str | None = None
     forced: bool = False
     evaluated_at: float = field(default_factory=time.time)
+    unchanged: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -134,6 +150,7 @@ class Decision:
             "to": self.to,
             "promoted": self.promoted,
             "forced": self.forced,
+            "unchanged": self.unchanged,
             "previous": self.previous,
             "reason": self.reason,
             "evaluated_at": self.evaluated_at,
@@ -153,6 +170,7 @@ class Decision:
             previous=None if previous is None else str(previous),
             forced=bool(d.get("forced", False)),
             evaluated_at=float(d.get("evaluated_at", 0.0)),
+            unchanged=bool(d.get("unchanged", False)),
         )
 
     def to_json(self) -> str:
@@ -160,7 +178,15 @@ class Decision:
 
     def summary(self) -> str:
         """Rule-by-rule text for the CLI and for printing in a notebook."""
-        verdict = "FORCED" if self.forced else "PROMOTED" if self.promoted else "REFUSED"
+        verdict = (
+            "UNCHANGED"
+            if self.unchanged
+            else "FORCED"
+            if self.forced
+            else "PROMOTED"
+            if self.promoted
+            else "REFUSED"
+        )
         lines = [f"{self.model} v{self.version} -> {self.to}: {verdict} ({self.reason})"]
         if self.previous is not None:
             lines.append(f"  previous {self.to}: v{self.previous}")
@@ -177,6 +203,10 @@ class Rule:
 
     def evaluate(self, candidate: Candidate, holders: Holders) -> RuleResult:
         raise NotImplementedError
+
+    def to_dict(self) -> dict[str, Any]:
+        """The rule as JSON-safe data; a rule tracked does not know is code, kept by name only."""
+        return {"kind": "check", "name": str(self)}
 
     def __bool__(self) -> bool:
         # `0.8 <= metric("m") <= 0.9` would silently keep only the second half; refuse it.
@@ -277,6 +307,14 @@ class Threshold(Rule):
             reason = f"{observed_text} {_NEGATION[self.op]} {limit} (needs {self.op} {limit})"
         return RuleResult(str(self), passed, observed, self.value, reason)
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "threshold",
+            "metric": self.metric,
+            "op": self.op,
+            "value": _data(self.value),
+        }
+
     def __str__(self) -> str:
         return f"{self.metric} {self.op} {_num(self.value)}"
 
@@ -303,6 +341,14 @@ class Between(Rule):
         reason = f"{self.metric} {_num(observed)} {verb} {_num(self.lo)} and {_num(self.hi)}"
         return RuleResult(str(self), passed, observed, threshold, reason)
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "between",
+            "metric": self.metric,
+            "lo": _data(self.lo),
+            "hi": _data(self.hi),
+        }
+
     def __str__(self) -> str:
         return f"{_num(self.lo)} <= {self.metric} <= {_num(self.hi)}"
 
@@ -323,7 +369,7 @@ class Beats(Rule):
     if_holder_missing: OnMissing = "pass"
 
     def __post_init__(self) -> None:
-        _check_alias("beats alias", self.alias)
+        object.__setattr__(self, "alias", normalize_alias(self.alias, "beats alias"))
         if (self.by is None) == (self.by_relative is None):
             raise _invalid("by", self.by, "give exactly one of by= or by_relative=")
         if self.by is not None:
@@ -339,9 +385,7 @@ class Beats(Rule):
         try:
             holder = holders(alias)
         except Exception as exc:  # a registry hiccup must refuse, not crash, the promotion
-            return RuleResult(
-                rule, False, None, None, f"could not look up {alias}: {_exc_text(exc)}"
-            )
+            return RuleResult(rule, False, None, None, _unreadable_holder(alias, exc))
         if holder is not None and holder.version == candidate.version:
             observed = _metric_value(candidate, self.metric)[0]
             return RuleResult(rule, True, observed, None, f"already holds {alias}")
@@ -396,6 +440,18 @@ class Beats(Rule):
             return RuleResult(str(self), True, observed, None, f"{what}; passes by default")
         return RuleResult(str(self), False, observed, None, f"{what} ({option}='fail')")
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "beats",
+            "metric": self.metric,
+            "alias": self.alias,
+            "by": self.by,
+            "by_relative": self.by_relative,
+            "higher_is_better": self.higher_is_better,
+            "if_no_holder": self.if_no_holder,
+            "if_holder_missing": self.if_holder_missing,
+        }
+
     def __str__(self) -> str:
         if self.by_relative is not None:
             text = f"{self.metric} beats {self.alias} by {_pct(self.by_relative)}"
@@ -444,6 +500,9 @@ class RequiredValue(Rule):
             reason += f", needs {self.value!r}"
         return RuleResult(str(self), passed, actual, self.value, reason)
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "required", "source": self.kind, "key": self.key, "value": self.value}
+
     def __str__(self) -> str:
         if self.value is None:
             return f"{self.kind} {self.key} is set"
@@ -458,19 +517,27 @@ class CleanGit(Rule):
     """The candidate's run was recorded from a clean git tree (tag `tracked.git.dirty`)."""
 
     def evaluate(self, candidate: Candidate, holders: Holders) -> RuleResult:
-        raw = _lookup(candidate.tags, GIT_DIRTY_TAG)
+        raw = _lookup(candidate.tags, tags.GIT_DIRTY)
         if raw is None:
             return RuleResult(str(self), False, None, "false", "no git state recorded")
         value = str(raw).strip().lower()
-        if value == "false":
+        dirty = tags.git_dirty({tags.GIT_DIRTY: value})
+        if dirty is False:
             return RuleResult(str(self), True, value, "false", "git tree was clean")
-        if value == "true":
+        if dirty is True:
             return RuleResult(
                 str(self), False, value, "false", "git tree was dirty (uncommitted changes)"
             )
+        if value == "unknown":
+            return RuleResult(
+                str(self), False, value, "false", "git state unknown (not recorded in a git tree)"
+            )
         return RuleResult(
-            str(self), False, str(raw), "false", f"unreadable {GIT_DIRTY_TAG} value {raw!r}"
+            str(self), False, str(raw), "false", f"unreadable {tags.GIT_DIRTY} value {raw!r}"
         )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "clean_git"}
 
     def __str__(self) -> str:
         return "git tree clean"
@@ -500,11 +567,43 @@ class Check(Rule):
             return RuleResult(name, False, None, None, f"{name} raised {_exc_text(exc)}")
         return RuleResult(name, passed, None, None, reason)
 
+    def to_dict(self) -> dict[str, Any]:
+        """Only the name: code is not data (it comes back as an `Unreplayable` rule)."""
+        name = getattr(self.fn, "__qualname__", None) or str(self)
+        return {"kind": "check", "name": str(name)}
+
     def __str__(self) -> str:
         return getattr(self.fn, "__name__", None) or repr(self.fn)
 
     def __repr__(self) -> str:
         return str(self)
+
+
+@dataclass(frozen=True, repr=False)
+class Unreplayable(Rule):
+    """A custom check read back from data (`PromotionPolicy.from_dict`): its code is not there,
+    so it fails and says how to promote instead."""
+
+    name: str
+
+    def evaluate(self, candidate: Candidate, holders: Holders) -> RuleResult:
+        return RuleResult(
+            self.name,
+            False,
+            None,
+            None,
+            f"custom check {self.name!r} cannot be evaluated when replayed; declare the policy "
+            "in [tool.tracked.policies] or promote by hand",
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "check", "name": self.name}
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __repr__(self) -> str:
+        return f"Unreplayable({self.name!r})"
 
 
 # --------------------------------------------------------------------------- policy
@@ -539,13 +638,12 @@ class PromotionPolicy:
         stage: str | None = None,
         name: str | None = None,
     ) -> None:
-        _check_alias("to", to)
-        self.to: str = to
+        self.to: str = normalize_alias(to, "to")
         self.when: tuple[Rule, ...] = _rules_from(when)
         self.require_clean_git: bool = bool(require_clean_git)
         self.require_tags: dict[str, str | None] = _requirements("require_tags", require_tags)
         self.require_params: dict[str, str | None] = _requirements("require_params", require_params)
-        self.stage: str | None = _stage(stage)
+        self.stage: str | None = normalize_stage(stage)
         if name is not None and not isinstance(name, str):
             raise _invalid("name", name, "must be a string")
         self.name: str | None = name
@@ -555,9 +653,21 @@ class PromotionPolicy:
         self.rules: tuple[Rule, ...] = self.when + tuple(extra)
 
     def evaluate(self, candidate: Candidate, holders: Holders) -> Decision:
-        """Judge `candidate`; `holders(alias)` is asked at most once per alias."""
+        """Judge `candidate`; `holders(alias)` is asked at most once per alias.
+
+        When the current holder of `to` cannot be read (a registry hiccup), the decision is a
+        refusal that says so: the alias must never move on a guess of who holds it.
+        """
         lookup = _CachedHolders(holders)
-        results = tuple(_safe_evaluate(rule, candidate, lookup) for rule in self.rules)
+        results = [_safe_evaluate(rule, candidate, lookup) for rule in self.rules]
+        try:
+            current = lookup(self.to)
+        except Exception as exc:
+            current = None
+            if not any(isinstance(r, Beats) and r.alias == self.to for r in self.rules):
+                # a beats rule on `to` already failed with this reason; else say it once here
+                reason = _unreadable_holder(self.to, exc)
+                results.append(RuleResult(f"read the current {self.to}", False, None, None, reason))
         failed = [r for r in results if not r.passed]
         if failed:
             reason = "; ".join(r.reason for r in failed)
@@ -567,18 +677,52 @@ class PromotionPolicy:
             reason = "1 rule passed"
         else:
             reason = f"all {len(results)} rules passed"
-        try:
-            current = lookup(self.to)
-        except Exception:  # only informational here; a beats rule on `to` reports the failure
-            current = None
         return Decision(
             model=str(candidate.name),
             version=candidate.version,
             to=self.to,
             promoted=not failed,
-            rules=results,
+            rules=tuple(results),
             reason=reason,
             previous=None if current is None else current.version,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The policy as JSON-safe data (`{"format": 1, ...}`); `from_dict` reads it back.
+
+        Custom checks keep only their name: read back, they fail (see `Unreplayable`).
+        """
+        return {
+            "format": POLICY_FORMAT,
+            "to": self.to,
+            "name": self.name,
+            "stage": self.stage,
+            "when": [rule.to_dict() for rule in self.when],
+            "require_clean_git": self.require_clean_git,
+            "require_tags": dict(self.require_tags),
+            "require_params": dict(self.require_params),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> PromotionPolicy:
+        """The policy `to_dict` wrote; PolicyError naming the field for anything else."""
+        if not isinstance(d, Mapping):
+            raise _unreadable("policy", d, "must be a mapping")
+        if d.get("format") != POLICY_FORMAT:
+            raise _unreadable(
+                "format", d.get("format"), f"this tracked reads format {POLICY_FORMAT}"
+            )
+        when = d.get("when", [])
+        if not isinstance(when, list):
+            raise _unreadable("when", when, "must be a list of rules")
+        return cls(
+            to=_field(d, "to", str),
+            when=[_rule_from_dict(rule) for rule in when],
+            require_clean_git=bool(d.get("require_clean_git", False)),
+            require_tags=d.get("require_tags") or None,
+            require_params=d.get("require_params") or None,
+            stage=d.get("stage"),
+            name=d.get("name"),
         )
 
     def __repr__(self) -> str:
@@ -683,7 +827,8 @@ def _requirements_repr(req: Mapping[str, str | None]) -> str:
     return "{" + ", ".join(items) + "}"
 
 
-def _stage(stage: str | None) -> str | None:
+def normalize_stage(stage: str | None) -> str | None:
+    """A legacy MLflow stage in MLflow's spelling (`production` -> `Production`), or None."""
     if stage is None:
         return None
     canonical = _STAGES.get(stage.lower()) if isinstance(stage, str) else None
@@ -692,13 +837,83 @@ def _stage(stage: str | None) -> str | None:
     return canonical
 
 
-def _check_alias(field_name: str, alias: object) -> None:
+def normalize_alias(alias: object, field_name: str = "alias") -> str:
+    """`alias` as tracked writes and reads it: checked against MLflow's rules, then lower-cased
+    (`Production` -> `production`); PolicyError naming `field_name` when it is not an alias."""
     if not isinstance(alias, str) or not _ALIAS.fullmatch(alias):
         raise _invalid(field_name, alias, "an alias is a letter or _ then letters, digits, _ or -")
     if alias.lower() == "latest" or _VERSION_ALIAS.fullmatch(alias):
         raise _invalid(field_name, alias, "reserved by MLflow; pick a name like 'champion'")
     if len(alias) > _MAX_ALIAS_LENGTH:
         raise _invalid(field_name, alias, f"longer than {_MAX_ALIAS_LENGTH} characters")
+    return alias.lower()
+
+
+def _unreadable_holder(alias: str, exc: BaseException) -> str:
+    detail = str(exc) if isinstance(exc, TrackingError) else _exc_text(exc)
+    return f"could not read the current {alias}: {detail}"
+
+
+def _data(x: float) -> float | str:
+    """A number as JSON-safe data: infinities as "inf"/"-inf" (NaN is never a threshold)."""
+    return x if math.isfinite(x) else repr(x)
+
+
+def _number_data(value: object, field_name: str) -> float:
+    if value in ("inf", "-inf"):
+        return float(str(value))
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise _unreadable(field_name, value, "must be a number")
+    return float(value)
+
+
+def _field(d: Mapping[str, Any], key: str, kind: type) -> Any:
+    if key not in d:
+        raise _unreadable(key, None, "missing")
+    value = d[key]
+    if not isinstance(value, kind):
+        raise _unreadable(key, value, f"must be a {kind.__name__}")
+    return value
+
+
+def _rule_from_dict(d: object) -> Rule:
+    if not isinstance(d, Mapping):
+        raise _unreadable("rule", d, "must be a mapping with a 'kind'")
+    kind = d.get("kind")
+    if kind == "threshold":
+        op = _field(d, "op", str)
+        if op not in _NEGATION:
+            raise _unreadable("op", op, "must be one of >=, >, <=, <")
+        return Threshold(_field(d, "metric", str), op, _number_data(d.get("value"), "value"))
+    if kind == "between":
+        lo, hi = _number_data(d.get("lo"), "lo"), _number_data(d.get("hi"), "hi")
+        return Metric(_field(d, "metric", str)).between(lo, hi)
+    if kind == "beats":
+        by, by_relative = d.get("by"), d.get("by_relative")
+        return Beats(
+            metric=_field(d, "metric", str),
+            alias=_field(d, "alias", str),
+            by=None if by is None else _number_data(by, "by"),
+            by_relative=None if by_relative is None else _number_data(by_relative, "by_relative"),
+            higher_is_better=bool(d.get("higher_is_better", True)),
+            if_no_holder=d.get("if_no_holder", "pass"),
+            if_holder_missing=d.get("if_holder_missing", "pass"),
+        )
+    if kind == "required":
+        source = d.get("source")
+        if source not in ("tag", "param"):
+            raise _unreadable("source", source, "must be 'tag' or 'param'")
+        value = d.get("value")
+        return RequiredValue(source, _field(d, "key", str), None if value is None else str(value))
+    if kind == "clean_git":
+        return CleanGit()
+    if kind == "check":
+        return Unreplayable(_field(d, "name", str))
+    raise _unreadable("kind", kind, f"format {POLICY_FORMAT} has no such rule")
+
+
+def _unreadable(field_name: str, value: object, fix: str) -> PolicyError:
+    return PolicyError(f"tracked: cannot read promotion policy {field_name}={value!r}: {fix}")
 
 
 def _number(value: object, field_name: str) -> float:
