@@ -10,6 +10,7 @@ path, fault injection into MLflow's SQL store) off the server.
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,6 +42,12 @@ SERVER_SCENARIO_MODULES = frozenset(
         "tests/models/test_registration.py",
         "tests/registry/test_lineage.py",
         "tests/registry/test_lifecycle.py",
+        "tests/integrations/test_torch_loop.py",
+        "tests/integrations/test_lightning.py",
+        "tests/integrations/test_keras.py",
+        "tests/integrations/test_transformers.py",
+        "tests/integrations/test_catboost.py",
+        "tests/sweeps/test_ray.py",  # trials in Ray worker processes write to the server too
     }
 )
 STORE_KINDS = ("sqlite", "server")
@@ -57,8 +64,10 @@ class Store:
 
     @property
     def client(self) -> Any:
-        from tracked.writers.mlflow import client_for
+        """The raw MLflow client, once everything the test's runs logged is in the store."""
+        from tracked.store import client_for
 
+        tracked.flush(60)
         return client_for(self.uri, self.uri)
 
     def runs(self) -> list[Any]:
@@ -143,6 +152,16 @@ def _clean_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator
     tracked.reset_defaults()
     yield
     tracked.reset_defaults()
+    if "tracked.sender" in sys.modules:  # runs a test left unsent are that test's business
+        from tracked.sender import sender
+
+        sender().forget()
+    from tracked.problems import reset_store_failures
+
+    reset_store_failures()  # each test sees its own first store failure in full
+    if "tracked.store" in sys.modules:  # a store one test saw down is not down for the next
+        for found in list(sys.modules["tracked.store"]._stores.values()):
+            found.mark_up()
 
 
 @pytest.fixture(scope="session")

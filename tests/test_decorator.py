@@ -25,7 +25,7 @@ def test_bare_decorator_records_params_defaults_and_returned_metrics(store) -> N
     assert result == {"val_auc": 0.91, "loss": 0.25}
     (run,) = store.runs()
     assert run.info.status == "FINISHED"
-    assert run.info.run_name == "train"
+    assert run.info.run_name.startswith("train-")
     assert run.data.params["max_depth"] == "5"
     assert run.data.params["lr"] == "0.1"  # default applied
     assert run.data.metrics == {"val_auc": 0.91, "loss": 0.25}
@@ -44,7 +44,7 @@ def test_configured_form_name_experiment_tags_exclude(store) -> None:
 
     train()
     (run,) = store.runs()
-    assert run.info.run_name == "churn"
+    assert run.info.run_name.startswith("churn-")
     assert run.data.tags["team"] == "risk"
     assert "verbose" not in run.data.params
     assert run.data.params["n_estimators"] == "10"
@@ -169,10 +169,9 @@ def test_nested_call_becomes_child_run(store) -> None:
         return {"cv_auc": 0.805}
 
     outer()
-    runs = {r.info.run_name: r for r in store.runs()}
-    parent = next(r for r in store.runs() if r.info.run_name == "outer")
-    children = [r for r in store.runs() if r.info.run_name == "inner"]
-    assert len(children) == 2 and runs["outer"] is not None
+    parent = next(r for r in store.runs() if r.info.run_name.startswith("outer-"))
+    children = [r for r in store.runs() if r.info.run_name.startswith("inner-")]
+    assert len(children) == 2
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
     assert "mlflow.parentRunId" not in parent.data.tags
     assert parent.data.metrics == {"cv_auc": 0.805}  # children's metrics stay in the children
@@ -185,7 +184,7 @@ def test_decorated_call_inside_run_block_is_child(store) -> None:
 
     with tracked.run("sweep") as sweep:
         train()
-    child = next(r for r in store.runs() if r.info.run_name == "train")
+    child = next(r for r in store.runs() if r.info.run_name.startswith("train-"))
     assert child.data.tags["mlflow.parentRunId"] == sweep.run_id
 
 
@@ -384,3 +383,38 @@ def test_environment_and_requirements_captured(store) -> None:
     path = store.client.download_artifacts(run.info.run_id, "tracked/requirements.txt")
     with open(path) as fh:
         assert "mlflow==" in fh.read()
+
+
+@tracked.tracked_training
+def _module_level_training(n: int = 3) -> dict[str, float]:
+    return {"loss": 1.0 / n}
+
+
+@tracked.tracked_training
+async def _module_level_async_training(n: int = 3) -> dict[str, float]:
+    return {"loss": 1.0 / n}
+
+
+def test_a_decorated_module_level_function_pickles_by_reference(store) -> None:
+    """Process pools, Dask and Ray pickle the function they send to a worker."""
+    import pickle
+
+    import cloudpickle
+
+    for fn in (_module_level_training, _module_level_async_training):
+        assert pickle.loads(pickle.dumps(fn)) is fn
+        assert cloudpickle.loads(cloudpickle.dumps(fn)) is fn
+
+
+def test_a_decorated_function_runs_in_a_process_pool(store, monkeypatch) -> None:
+    import concurrent.futures
+    import multiprocessing
+
+    monkeypatch.setenv("TRACKED_TRACKING_URI", store.uri)  # the workers' environment
+    monkeypatch.setenv("TRACKED_EXPERIMENT", store.experiment)
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(2, mp_context=context) as pool:
+        results = list(pool.map(_module_level_training, [2, 4]))
+    assert results == [{"loss": 0.5}, {"loss": 0.25}]
+    losses = sorted(r.data.metrics["loss"] for r in store.runs())
+    assert losses == [0.25, 0.5]

@@ -12,10 +12,14 @@ from strategies import names, param_keys
 
 from tracked.capture.keys import (
     MAX_KEY_LENGTH,
+    MAX_TAG_LENGTH,
+    clean_text,
+    escape_text,
     is_valid_key,
     sanitize_key,
     short_hash,
     truncate,
+    was_truncated,
 )
 
 _MARKER = re.compile(r"\.\.\.\[xxh:[0-9a-f]{8}\]\Z")
@@ -109,3 +113,46 @@ def test_truncate_keeps_two_long_values_with_the_same_prefix_apart() -> None:
 
 def test_truncate_with_a_limit_shorter_than_the_marker_stays_within_it() -> None:
     assert len(truncate("x" * 100, 5)) <= 5
+
+
+# -- clean_text: escaped, redacted, cut; once, in that order -------------------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(), st.integers(20, 300))
+def test_clean_text_is_valid_utf8_without_nul_within_the_limit(value: str, limit: int) -> None:
+    clean = clean_text(value, limit=limit)
+
+    clean.encode("utf-8")  # strict: no lone surrogate left
+    assert "\x00" not in clean and len(clean) <= limit
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("plain", "plain"),
+        ("nul\x00here", "nul\\x00here"),
+        ("/data/caf\udce9.csv", "/data/caf\\udce9.csv"),
+        ("\ud83d\ude00", "\\ud83d\\ude00"),  # a surrogate pair in a str is two lone halves
+    ],
+)
+def test_escape_text_makes_nul_and_surrogates_visible(value: str, expected: str) -> None:
+    assert escape_text(value) == expected
+    assert clean_text(value, limit=100) == expected
+
+
+def test_clean_text_redacts_by_name_and_by_shape() -> None:
+    assert clean_text("hunter2", limit=100, name="DB_PASSWORD") == "***"
+    assert clean_text("https://u:hunter2@h/p", limit=100, name="url") == "https://u:***@h/p"
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(MAX_TAG_LENGTH - 60, MAX_TAG_LENGTH + 10))
+def test_clean_text_redacts_before_cutting_at_the_tag_limit(offset: int) -> None:
+    key = "AKIA" + "Q7" * 8  # an AWS access key id
+    value = "." * offset + " " + key + " " + "." * 100
+
+    clean = clean_text(value, limit=MAX_TAG_LENGTH)
+
+    assert "AKIA" not in clean and "Q7Q7" not in clean
+    assert was_truncated(clean) == (len(value.replace(key, "***")) > MAX_TAG_LENGTH)

@@ -5,13 +5,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import io
+import os
 import re
+import string
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from mlflow.utils.validation import _validate_length_limit, _validate_param_name
 from strategies import huge_texts, param_trees
 
@@ -379,3 +382,73 @@ def test_bind_arguments_falls_back_on_a_wrong_call() -> None:
 
     assert bind_arguments(train, (1, 2), {"bogus": 3}) == {"arg0": 1, "arg1": 2, "bogus": 3}
     assert bind_arguments(train, (), {}) == {}
+
+
+# -- one clean-up, in order: escaped, redacted, then cut (issue 13, findings 8 and 10) -----------
+
+_TOKEN_BODIES = st.text(alphabet=string.ascii_letters + string.digits, min_size=36, max_size=40)
+
+
+@settings(max_examples=120, deadline=None)
+@given(offset=st.integers(MAX_PARAM_LENGTH - 80, MAX_PARAM_LENGTH + 20), body=_TOKEN_BODIES)
+@example(offset=MAX_PARAM_LENGTH - 40, body="a1" * 18)  # the cut falls inside the token
+def test_finding10_a_credential_straddling_the_cut_is_redacted(offset: int, body: str) -> None:
+    token = "ghp_" + body  # a GitHub token: redacted by shape, whatever the param's name
+    value = ("a " * MAX_PARAM_LENGTH)[: offset - 1] + " " + token + " and more text" * 20
+
+    stored = capture_params({"notes": value}).params["notes"]
+
+    assert len(stored) <= MAX_PARAM_LENGTH
+    leaked = [body[i : i + 8] for i in range(len(body) - 7) if body[i : i + 8] in stored]
+    assert not leaked, f"part of the token was stored: {leaked[0]!r}"
+
+
+def test_finding8_a_lone_surrogate_from_fsdecode_becomes_an_escape_in_valid_utf8() -> None:
+    path = os.fsdecode(b"/data/caf\xe9.csv")  # a Latin-1 file name on a UTF-8 system
+    assert "\udce9" in path
+
+    stored = capture_params({"train_path": path, "note": "a\x00b"}).params
+
+    assert stored["train_path"] == "/data/caf\\udce9.csv"
+    assert stored["note"] == "a\\x00b"
+    for value in stored.values():
+        value.encode("utf-8")  # strict: what a store can take
+
+
+def test_a_value_redaction_shrinks_below_the_limit_is_not_cut_or_reported() -> None:
+    pem = "-----BEGIN PRIVATE KEY-----\n" + "A" * 7000 + "\n-----END PRIVATE KEY-----"
+    reports = Reports()
+
+    stored = capture_params({"cert": f"key {pem} end"}, report=reports).params["cert"]
+
+    assert stored == "key -----BEGIN PRIVATE KEY-----***-----END PRIVATE KEY----- end"
+    assert reports.kinds() == []
+
+
+def test_flatten_yields_values_already_cleaned() -> None:
+    pairs = dict(flatten({"url": "https://u:hunter22@host/p", "p": "x\x00"}, "cfg"))
+    assert pairs == {"cfg.url": "https://u:***@host/p", "cfg.p": "x\\x00"}
+
+
+def test_enum_members_are_logged_as_their_values_and_paths_as_strings() -> None:
+    import enum
+
+    class Mode(enum.Enum):
+        FAST = "fast"
+        GRID = ("grid", 3)
+
+    class Level(enum.IntEnum):
+        HIGH = 2
+
+    params = dict(
+        flatten(
+            {"mode": Mode.FAST, "grid": Mode.GRID, "level": Level.HIGH, "out": Path("/d/m")}, "c"
+        )
+    )
+
+    assert params == {
+        "c.mode": "fast",
+        "c.grid": "('grid', 3)",
+        "c.level": "2",
+        "c.out": "/d/m",
+    }

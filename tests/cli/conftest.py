@@ -11,6 +11,10 @@ import pytest
 
 import tracked
 
+# Logged by every training below. Alphabetically `latency_ms` comes first and `tree_depth` is no
+# known metric: the key metric must still be val_auc, and rmse must rank lower-first.
+METRICS = ("latency_ms", "rmse", "train_acc", "tree_depth", "val_auc")
+
 
 @dataclass
 class Registry:
@@ -18,12 +22,17 @@ class Registry:
     experiment: str
     model: str
     run_ids: list[str]  # by version: run_ids[0] trained v1
+    metrics: tuple[str, ...] = METRICS  # what each version logged
 
 
 def train_versions(
     model: str, qualities: list[float], *, experiment: str | None = None, uri: str | None = None
 ) -> list[str]:
-    """One real decorated training per quality; each registers the next version of `model`."""
+    """One real decorated training per quality; each registers the next version of `model`.
+
+    Quality q logs val_auc=q and rmse=1-q, so the best version by val_auc is also the best by
+    rmse (lower); latency_ms and tree_depth grow with the version.
+    """
     from sklearn.linear_model import LogisticRegression
 
     rng = np.random.RandomState(0)
@@ -33,13 +42,14 @@ def train_versions(
     @tracked.tracked_training(
         name="train", model_name=model, experiment=experiment, tracking_uri=uri
     )
-    def train(X, y, *, C=1.0, quality=0.5):
+    def train(X, y, *, C=1.0, quality=0.5, step=0):
         fitted = LogisticRegression(C=C).fit(X, y)
-        return fitted, {"val_auc": quality, "train_acc": fitted.score(X, y)}
+        metrics = {"val_auc": quality, "train_acc": fitted.score(X, y), "rmse": 1 - quality}
+        return fitted, {**metrics, "latency_ms": 10.0 + step, "tree_depth": float(step)}
 
     run_ids = []
     for i, quality in enumerate(qualities):
-        train(X, y, C=0.1 * (i + 1), quality=quality)
+        train(X, y, C=0.1 * (i + 1), quality=quality, step=i)
         run = tracked.last_run()
         assert run.model_version is not None, run
         run_ids.append(run.run_id)

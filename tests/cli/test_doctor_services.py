@@ -16,7 +16,17 @@ def doctor(*args: str) -> tuple[int, dict]:
 
 
 def test_doctor_on_a_server_proxying_artifacts(mlflow_server) -> None:
+    from tracked.store import client_for
+
+    client = client_for(mlflow_server.url, mlflow_server.url)
+
+    def experiments() -> list[tuple[str, str]]:
+        found = client.search_experiments(view_type=3, max_results=1000)  # active and deleted
+        return sorted((e.name, e.lifecycle_stage) for e in found)
+
+    before = experiments()
     code, report = doctor("--tracking-uri", mlflow_server.url)
+    assert experiments() == before  # nothing created, nothing deleted
     checks = {c["name"]: c for c in report["checks"]}
     assert code == 0, checks
     assert checks["tracking store"]["ok"] is True
@@ -26,6 +36,7 @@ def test_doctor_on_a_server_proxying_artifacts(mlflow_server) -> None:
     artifact = checks["artifact store"]
     assert artifact["ok"] is True and artifact["detail"].startswith("mlflow-artifacts:")
     assert "through the server's artifact proxy" in artifact["detail"]
+    assert "writes are not tried" in checks["tracking store"]["detail"]
 
 
 def test_doctor_checks_an_s3_bucket_with_its_endpoint(store, s3_endpoint, monkeypatch) -> None:

@@ -11,6 +11,7 @@ import lightgbm.engine
 import lightgbm.sklearn
 import numpy as np
 import pytest
+from python_process import in_fresh_interpreter
 
 import tracked
 from tracked.integrations import scope
@@ -170,10 +171,12 @@ def test_outside_the_block_nothing_is_captured_and_originals_are_back(store: Any
     _assert_unpatched()
 
 
+@in_fresh_interpreter
 def test_a_thread_outside_any_block_is_not_captured_while_another_trains_inside(
     store: Any,
 ) -> None:
-    dtrain, dval = _datasets()
+    # Each thread has its own data: a LightGBM Dataset is built lazily by the first train()
+    # that uses it, and two threads building one at once crash (not tracked's doing).
     barrier = threading.Barrier(2, timeout=120)
     block_open = threading.Event()
     errors: list[BaseException] = []
@@ -195,7 +198,7 @@ def test_a_thread_outside_any_block_is_not_captured_while_another_trains_inside(
             with tracked.run("inside") as run:
                 seen["inside-run"] = run
                 block_open.set()
-                seen["inside-booster"] = _train(dtrain, dval, callbacks=[meet("inside")])
+                seen["inside-booster"] = _train(*_datasets(), callbacks=[meet("inside")])
         except BaseException as exc:
             errors.append(exc)
             barrier.abort()
@@ -203,7 +206,7 @@ def test_a_thread_outside_any_block_is_not_captured_while_another_trains_inside(
     def outside() -> None:
         try:
             assert block_open.wait(120)
-            _train(dtrain, dval, callbacks=[meet("outside")])
+            _train(*_datasets(), callbacks=[meet("outside")])
         except BaseException as exc:
             errors.append(exc)
             barrier.abort()

@@ -95,14 +95,15 @@ def test_returned_model_registered_and_loads_by_alias_and_version(store, data, k
     assert run.model_uri == f"models:/proj-train-{kind}/1"
     store.client.set_registered_model_alias(run.model_name, "champion", "1")
 
+    allow = True if flavor == "pyfunc" else None  # cloudpickle loads only when asked for
     for loaded in (
-        tracked.load_model(f"{run.model_name}@champion"),
-        tracked.load_model(run.model_name, version=1),
-        tracked.load_model(f"{run.model_name}@latest"),
+        tracked.load_model(f"{run.model_name}@champion", allow_pickle=allow),
+        tracked.load_model(run.model_name, version=1, allow_pickle=allow),
+        tracked.load_model(f"{run.model_name}@latest", allow_pickle=allow),
     ):
         assert type(loaded) is type(model)
         np.testing.assert_allclose(_predict(loaded, X), _predict(model, X))
-    pyfunc = tracked.load_model(f"{run.model_name}@champion", as_pyfunc=True)
+    pyfunc = tracked.load_model(f"{run.model_name}@champion", as_pyfunc=True, allow_pickle=allow)
     np.testing.assert_allclose(np.asarray(pyfunc.predict(X)).ravel(), _predict(model, X).ravel())
 
     version = store.client.get_model_version(run.model_name, "1")
@@ -170,8 +171,12 @@ def test_register_false_logs_without_registering(store, data) -> None:
     train(X, y)
     run = tracked.last_run()
     assert run.model_version is None
-    artifacts = [a.path for a in store.client.list_artifacts(run.run_id)]
-    assert "model" in artifacts
+    experiment = store.client.get_run(run.run_id).info.experiment_id
+    (logged,) = store.client.search_logged_models(
+        experiment_ids=[experiment], filter_string=f"source_run_id = '{run.run_id}'"
+    )
+    assert logged.name == "model" and "READY" in str(logged.status)
+    assert not store.client.search_model_versions(f"run_id = '{run.run_id}'")
 
 
 def test_no_model_is_fine(store) -> None:

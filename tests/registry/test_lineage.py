@@ -137,3 +137,29 @@ def test_lineage_survives_a_deleted_run(store) -> None:
     store.client.delete_run(run.run_id)
     found = tracked.lineage("lin-model", version=run.model_version)
     assert {i.name for i in found.inputs} >= {"X_train"}
+
+
+def test_finding4_an_unknown_git_state_reads_as_unknown_everywhere(store) -> None:
+    """`tracked.git.dirty="unknown"` (a run recorded outside a git tree) is None in lineage,
+    in version listings and in the clean-git rule alike, never "clean"."""
+    client = store.client
+    experiment = client.get_experiment_by_name(store.experiment)
+    experiment_id = (
+        experiment.experiment_id if experiment else client.create_experiment(store.experiment)
+    )
+    run = client.create_run(experiment_id, tags={"tracked.git.dirty": "unknown"})
+    client.set_terminated(run.info.run_id)
+    name = f"lin-unknown-{run.info.run_id[:8]}"
+    client.create_registered_model(name)
+    client.create_model_version(
+        name,
+        source=f"{run.info.artifact_uri}/model",
+        run_id=run.info.run_id,
+        tags={"tracked.git.commit": "abc123", "tracked.git.dirty": "unknown"},
+    )
+
+    assert tracked.lineage(name, version=1).git_dirty is None
+    (row,) = tracked.list_versions(name)
+    assert (row.git_commit, row.git_dirty) == ("abc123", None)
+    decision = tracked.promote(name, 1, policy=tracked.PromotionPolicy("c", require_clean_git=True))
+    assert not decision.promoted and "git state unknown" in decision.reason

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tracked.errors import PolicyError
+from tracked.errors import PolicyError, StoreUnavailableError
 from tracked.registry.policy import (
     Beats,
     Between,
@@ -26,6 +26,7 @@ from tracked.registry.policy import (
     Threshold,
     evaluate_policies,
     metric,
+    normalize_alias,
 )
 
 FAST = settings(max_examples=60, deadline=None)
@@ -270,7 +271,7 @@ def test_a_failing_holder_lookup_refuses_without_raising():
         candidate(metrics={"m": 1.0}), broken
     )
     assert not decision.promoted
-    assert decision.reason == "could not look up champion: ConnectionError: registry down"
+    assert decision.reason == "could not read the current champion: ConnectionError: registry down"
     assert decision.previous is None
     junk = PromotionPolicy(to="champion", when=[metric("m").beats("champion")]).evaluate(
         candidate(metrics={"m": 1.0}), lambda alias: "3"
@@ -337,6 +338,7 @@ def test_a_broken_custom_rule_refuses_without_raising():
         ({"tracked.git.dirty": "true"}, False, "git tree was dirty (uncommitted changes)"),
         ({}, False, "no git state recorded"),
         ({"tracked.git.dirty": "maybe"}, False, "unreadable tracked.git.dirty value 'maybe'"),
+        ({"tracked.git.dirty": "unknown"}, False, "git state unknown (not recorded in a git tree)"),
     ],
 )
 def test_require_clean_git(tags, passed, reason):
@@ -595,3 +597,173 @@ def test_callables_and_single_rules_are_accepted_as_when():
     policy = PromotionPolicy(to="champion", when=[fine])
     assert policy.rules == (Check(fine),)
     assert PromotionPolicy(to="champion", when=metric("m") > 1).rules == (metric("m") > 1,)
+
+
+# --------------------------------------------------------------------------- unreadable holders
+
+
+def test_finding1_a_failed_holder_read_refuses_a_policy_without_a_beats_rule():
+    def broken(alias: str) -> Candidate | None:
+        raise StoreUnavailableError("http://registry", "answered 503")
+
+    decision = PromotionPolicy(to="champion", when=[metric("m") >= 0.5]).evaluate(
+        candidate(metrics={"m": 1.0}), broken
+    )
+
+    assert not decision.promoted and decision.previous is None
+    assert [r.passed for r in decision.rules] == [True, False]
+    assert decision.rules[1].rule == "read the current champion"
+    assert decision.reason.startswith("could not read the current champion: tracked: tracking")
+
+
+def test_a_failed_holder_read_is_said_once_when_a_beats_rule_reports_it():
+    def broken(alias: str) -> Candidate | None:
+        raise StoreUnavailableError("http://registry", "answered 503")
+
+    decision = PromotionPolicy(to="champion", when=[metric("m").beats("champion")]).evaluate(
+        candidate(metrics={"m": 1.0}), broken
+    )
+
+    assert len(decision.rules) == 1 and decision.reason.count("could not read") == 1
+
+
+# --------------------------------------------------------------------------- aliases
+
+
+@pytest.mark.parametrize("spelling", ["Production", "PRODUCTION", "production"])
+def test_aliases_are_lower_case_wherever_they_are_named(spelling):
+    assert PromotionPolicy(to=spelling).to == "production"
+    assert metric("m").beats(spelling).alias == "production"
+    assert normalize_alias(spelling) == "production"
+
+
+def test_an_unchanged_decision_reads_as_such():
+    decision = Decision("m", "3", "champion", True, (), "v3 already holds champion", unchanged=True)
+    assert decision.summary().startswith("m v3 -> champion: UNCHANGED")
+    assert Decision.from_dict(json.loads(decision.to_json())) == decision
+
+
+# --------------------------------------------------------------------------- policies as data
+
+NUMBERS = st.floats(-1e6, 1e6, allow_nan=False) | st.sampled_from([math.inf, -math.inf, 0.0])
+MARGINS = st.floats(0, 10, allow_nan=False)
+METRICS = st.sampled_from(["acc", "loss", "lat"])
+KEYS = st.sampled_from(["team", "owner", "lr"])
+VALUES = st.none() | st.sampled_from(["risk", "0.1", "a b"])
+
+
+@st.composite
+def thresholds(draw) -> Rule:
+    op = draw(st.sampled_from([operator.ge, operator.gt, operator.le, operator.lt]))
+    return op(metric(draw(METRICS)), draw(NUMBERS))
+
+
+@st.composite
+def betweens(draw) -> Rule:
+    lo, hi = sorted([draw(NUMBERS), draw(NUMBERS)])
+    return metric(draw(METRICS)).between(lo, hi)
+
+
+@st.composite
+def beats_rules(draw) -> Rule:
+    margin = draw(st.sampled_from(["none", "by", "by_relative"]))
+    kwargs = {} if margin == "none" else {margin: draw(MARGINS)}
+    return metric(draw(METRICS)).beats(
+        draw(st.sampled_from(["champion", "Challenger"])),
+        higher_is_better=draw(st.none() | st.booleans()),
+        if_no_holder=draw(st.sampled_from(["pass", "fail"])),
+        if_holder_missing=draw(st.sampled_from(["pass", "fail"])),
+        **kwargs,
+    )
+
+
+@st.composite
+def policies(draw) -> PromotionPolicy:
+    rules = draw(st.lists(thresholds() | betweens() | beats_rules(), max_size=5))
+    return PromotionPolicy(
+        to=draw(st.sampled_from(["champion", "challenger", "Staging_2"])),
+        when=rules,
+        require_clean_git=draw(st.booleans()),
+        require_tags=draw(st.dictionaries(KEYS, VALUES, max_size=2)),
+        require_params=draw(st.dictionaries(KEYS, VALUES, max_size=2)),
+        stage=draw(st.sampled_from([None, "Staging", "production"])),
+        name=draw(st.none() | st.just("prod")),
+    )
+
+
+def candidates(version: str) -> st.SearchStrategy[Candidate]:
+    finite = st.floats(-1e6, 1e6, allow_nan=False)
+    metric_values = finite | st.sampled_from([math.nan, math.inf, "x"])
+    return st.builds(
+        Candidate,
+        name=st.just("m"),
+        version=st.just(version),
+        metrics=st.dictionaries(METRICS, metric_values, max_size=3),
+        params=st.dictionaries(KEYS, st.sampled_from(["risk", "0.1"]), max_size=2),
+        tags=st.dictionaries(
+            KEYS | st.just("tracked.git.dirty"),
+            st.sampled_from(["risk", "true", "false", "unknown"]),
+            max_size=3,
+        ),
+    )
+
+
+def _outcome(decision: Decision) -> tuple:
+    return (decision.promoted, decision.reason, decision.previous, decision.rules)
+
+
+@settings(max_examples=150, deadline=None)
+@given(policies(), candidates("5"), st.none() | candidates("2"), st.none() | candidates("3"))
+def test_policies_round_trip_as_data(policy, cand, champion, challenger):
+    data = json.loads(json.dumps(policy.to_dict(), allow_nan=False))
+    restored = PromotionPolicy.from_dict(data)
+    holders = holding(
+        **{k: v for k, v in [("champion", champion), ("challenger", challenger)] if v}
+    )
+
+    assert _outcome(restored.evaluate(cand, holders)) == _outcome(policy.evaluate(cand, holders))
+    assert restored.to_dict() == policy.to_dict() and repr(restored) == repr(policy)
+    assert data["format"] == 1
+
+
+def test_a_custom_check_comes_back_from_data_as_a_rule_that_fails_and_says_why():
+    def fast_enough(c: Candidate) -> bool:
+        return True
+
+    policy = PromotionPolicy(to="champion", when=[fast_enough, metric("m") >= 0])
+    data = policy.to_dict()
+    assert data["when"][0] == {
+        "kind": "check",
+        "name": "test_a_custom_check_comes_back_from_data_as_a_rule_that_fails_and_says_why"
+        ".<locals>.fast_enough",
+    }
+
+    decision = PromotionPolicy.from_dict(data).evaluate(candidate(metrics={"m": 1}), no_holders)
+
+    assert not decision.promoted
+    assert decision.rules[0].reason == (
+        f"custom check {data['when'][0]['name']!r} cannot be evaluated when replayed; declare the "
+        "policy in [tool.tracked.policies] or promote by hand"
+    )
+    assert decision.rules[1].passed
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"format": 2, "to": "champion"}, "format=2"),
+        ({"to": "champion"}, "format=None"),
+        ({"format": 1}, "to=None: missing"),
+        ({"format": 1, "to": "c", "when": [{"kind": "magic"}]}, "kind='magic'"),
+        (
+            {"format": 1, "to": "c", "when": [{"kind": "threshold", "metric": "m", "op": "=="}]},
+            "op",
+        ),
+        ({"format": 1, "to": "c", "when": "m > 1"}, "when='m > 1'"),
+        ([], "policy=[]"),
+    ],
+)
+def test_unreadable_policy_data_raises_policy_error_naming_the_field(data, message):
+    with pytest.raises(PolicyError, match="cannot read promotion policy") as info:
+        PromotionPolicy.from_dict(data)
+    assert message in str(info.value)

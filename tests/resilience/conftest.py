@@ -32,7 +32,7 @@ def live_server(server: RestartableServer) -> RestartableServer:
 def fresh_sqlite(sqlite_uri: str, tmp_path: Path) -> str:
     """A SQLite store whose MLflow schema is already there (a copy of the session's store), so
     a subprocess does not spend seconds creating it."""
-    from tracked.writers.mlflow import client_for
+    from tracked.store import client_for
 
     client_for(sqlite_uri, sqlite_uri).search_experiments(max_results=1)
     target = tmp_path / "copied-mlflow.db"

@@ -6,7 +6,7 @@ the repository the training's module lives in, in an uncommitted change to that 
 run's git.diff), and in the message of an exception it raises.
 Then nothing the run wrote may contain a corpus `secret`: params, tags, metric names, every
 artifact file, the registered version, the log output and, with the store unreachable, every
-file of the spool. Environment variables are never captured wholesale.
+file of the journal (the spool). Environment variables are never captured wholesale.
 """
 
 from __future__ import annotations
@@ -249,7 +249,7 @@ def test_no_secret_reaches_the_spool_when_the_store_is_unreachable(
 
     spool = Path(tracked.get_config().spool_dir)
     files = [p for p in spool.rglob("*") if p.is_file()]
-    assert len([p for p in files if p.name == "record.json"]) == 2
+    assert len([p for p in files if p.name == "journal"]) == 2
     assert any(p.parent.name == "models" or "models" in p.parts for p in files)
     leaks: list[str] = []
     for file in files:

@@ -1,7 +1,9 @@
-"""A process that ends mid-run (SIGTERM, normal exit, uncaught exception) loses no metric point.
+"""A process that ends mid-run (SIGTERM, SIGKILL, normal exit, uncaught exception) loses no
+metric point it had logged.
 
-Each case is a real subprocess; the run's buffered points end up in the store, or in the spool
-when the store is down.
+Each case is a real subprocess; the run's points end up in the store, or stay in its journal when
+the store is down (and `tracked sync` sends them), or after SIGKILL the journal holds everything
+older than half a second and sync ends the run KILLED.
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from journals import only_journal
 
 import tracked
-from tracked.writers.mlflow import client_for
-from tracked.writers.spool import SpooledRun, scan
+from tracked.store import client_for
 
 STEPS = 100  # the point at which the process is told to stop
 
@@ -97,14 +99,13 @@ def test_sigterm_ends_the_run_killed_with_every_point(
     assert steps == list(range(len(steps))) and len(steps) >= STEPS + 1
 
 
-def test_sigterm_with_the_store_down_spools_the_run(tmp_path: Path) -> None:
+def test_sigterm_with_the_store_down_keeps_the_run_in_its_journal(tmp_path: Path) -> None:
     done = _run_script(SIGTERM_IN_LOOP, "http://127.0.0.1:9", tmp_path)
     assert done.returncode == -signal.SIGTERM, done.stderr[-3000:]
-    assert "spooled to" in done.stderr
-    (entry,) = scan(Path(tracked.get_config().spool_dir), clean=False)
-    assert isinstance(entry, SpooledRun)
-    assert entry.record.status == "KILLED"
-    steps = [p.step for p in entry.record.metrics if p.key == "loss"]
+    assert "`tracked sync`" in done.stderr
+    view = only_journal(Path(tracked.get_config().spool_dir))
+    assert view.record.status == "KILLED"
+    steps = view.steps("loss")
     assert steps == list(range(len(steps))) and len(steps) >= STEPS + 1
 
 

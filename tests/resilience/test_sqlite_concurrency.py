@@ -87,7 +87,7 @@ def test_eight_processes_on_one_fresh_sqlite_store_lose_nothing(tmp_path: Path) 
     spool = tmp_path / "spool"
     assert not spool.exists() or not any(spool.iterdir())
 
-    from tracked.writers.mlflow import client_for
+    from tracked.store import client_for
 
     client = client_for(uri, uri)
     experiment_id = client.get_experiment_by_name(experiment).experiment_id

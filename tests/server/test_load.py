@@ -45,7 +45,7 @@ def warm_up(url: str) -> None:
 def test_concurrent_trainings_all_arrive_with_gapless_versions(
     multi_worker_server, record_property, tmp_path: Path
 ) -> None:
-    from tracked.writers.mlflow import client_for
+    from tracked.store import client_for
 
     uri = multi_worker_server.url
     warm_up(uri)
@@ -76,15 +76,11 @@ def test_concurrent_trainings_all_arrive_with_gapless_versions(
     reported = [line for line in lines if "run_id" in line]
     assert len(reported) == PROCESSES * RUNS_PER_PROCESS
     assert all(r["status"] == "FINISHED" for r in reported)
-    # A request the overloaded server did not answer within tracked's bound sends that run to
-    # the spool (by design: training never waits minutes). Nothing may be lost: sync it, then
-    # everything below must hold for all 320 runs.
+    # A busy server is not a dead one (issue 13): every run reached it, none was left in its
+    # journal for `tracked sync`, and no process had anything to say about the store.
     spooled = [r for r in reported if r["problems"]]
-    if spooled:
-        from tracked.sync import sync
-
-        report = sync(spool_dir=str(tmp_path / "spool"), tracking_uri=uri)
-        assert report.ok, report.lines()
+    assert spooled == [], [problem for r in spooled[:3] for problem in r["problems"]]
+    assert not list((tmp_path / "spool").glob("*/journal"))
     record_property("load_runs_spooled_then_synced", len(spooled))
 
     # Every run is in the store, with the params and metrics its process reported.

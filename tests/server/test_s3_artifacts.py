@@ -58,10 +58,12 @@ def dirty_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ModuleTyp
     return module
 
 
-def s3_keys(store, run) -> dict[str, bytes]:
-    """Every object under the run's prefix in the bucket: relative artifact path -> content."""
+def s3_keys(store, run, *, model_id: str | None = None) -> dict[str, bytes]:
+    """Every object under the run's prefix in the bucket (or its logged model's, with
+    `model_id`): relative artifact path -> content."""
     s3 = store.server.s3.client()
-    prefix = f"mlflow/{run.info.experiment_id}/{run.info.run_id}/artifacts/"
+    owner = f"models/{model_id}" if model_id else run.info.run_id
+    prefix = f"mlflow/{run.info.experiment_id}/{owner}/artifacts/"
     listing = s3.list_objects_v2(Bucket=store.server.bucket, Prefix=prefix)
     assert not listing["IsTruncated"]
     return {
@@ -93,17 +95,25 @@ def test_model_requirements_and_git_diff_land_in_s3_and_the_model_loads_back(
     objects = s3_keys(server_store, run)
     assert b"# tuned C" in objects["tracked/git.diff"]
     assert b"mlflow==" in objects["tracked/requirements.txt"]
-    assert {"model/MLmodel", "model/requirements.txt"} <= set(objects)
-    assert any(path.startswith("model/") and path.endswith(".skops") for path in objects)
+    # The model is MLflow 3's logged model of the run, stored in S3 under its own prefix.
+    model_id = run.data.tags["tracked.model.id"]
+    stored_model = s3_keys(server_store, run, model_id=model_id)
+    assert {"MLmodel", "requirements.txt"} <= set(stored_model)
+    assert any(path.endswith(".skops") for path in stored_model)
 
-    # The registered version points at the run's model, which the server reads from S3.
+    # The registered version points at the logged model, which the server reads from S3.
     version = server_store.client.get_model_version(done.model_name, "1")
-    assert version.source == f"{run.info.artifact_uri}/model"
+    assert version.source == f"models:/{model_id}"
     loaded = tracked.load_model(f"{done.model_name}@latest")
     assert type(loaded) is type(model)
     np.testing.assert_allclose(loaded.predict_proba(X), model.predict_proba(X))
-    downloaded = Path(server_store.client.download_artifacts(done.run_id, "model/MLmodel"))
-    assert downloaded.read_bytes() == objects["model/MLmodel"]
+    import mlflow.artifacts
+
+    location = server_store.client.get_logged_model(model_id).artifact_location
+    downloaded = mlflow.artifacts.download_artifacts(
+        artifact_uri=f"{location}/MLmodel", tracking_uri=server_store.uri
+    )
+    assert Path(downloaded).read_bytes() == stored_model["MLmodel"]
 
 
 def test_a_failed_run_keeps_its_error_in_s3(server_store) -> None:
