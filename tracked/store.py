@@ -475,7 +475,14 @@ def _deadline(fn: Callable[[], T], timeout: float) -> T:
     ok, value = outcome[0]
     if ok:
         return value  # type: ignore[no-any-return]
-    raise value
+    # Raising here chains the worker's error onto whatever this thread is handling (a user's
+    # `except` block, or an exception a C extension left set: CatBoost does), replacing its own
+    # __context__, the chain `_failure_kind` reads to tell a refused call from an answered one.
+    own_context = value.__context__
+    try:
+        raise value
+    finally:
+        value.__context__ = own_context
 
 
 def _bounded(fn: Callable[[MlflowClient], T], client: MlflowClient, timeout: float) -> T:

@@ -110,7 +110,7 @@ def unique(prefix: str) -> str:
 
 
 @pytest.mark.services
-@pytest.mark.parametrize("action", ["503", "drop"])
+@pytest.mark.parametrize("action", ["503", "503-while-handling", "drop"])
 def test_finding1_a_failed_champion_read_never_promotes_a_worse_model(
     registry: Registry, proxy: FaultProxy, action: str
 ) -> None:
@@ -119,14 +119,24 @@ def test_finding1_a_failed_champion_read_never_promotes_a_worse_model(
     tracked.promote(name, 1, tracking_uri=registry.url)
     registry.register(name, 0.50)
     # The champion is read by alias (get-by-alias) or by its number: either read fails once.
+    injected = action.split("-")[0]
     faults = [
-        proxy.fail("GET", f"{API}/registered-models/alias", action, name=name, alias="champion"),
-        proxy.fail("GET", f"{API}/model-versions/get", action, name=name, version="1"),
+        proxy.fail("GET", f"{API}/registered-models/alias", injected, name=name, alias="champion"),
+        proxy.fail("GET", f"{API}/model-versions/get", injected, name=name, version="1"),
     ]
     policy = PromotionPolicy(to="champion", when=[metric("score").beats("champion")])
 
     if action == "503":  # a transient answer: asked again, the champion is read and wins
         decision = tracked.promote(name, 2, policy=policy)
+        assert not decision.promoted and decision.previous == "1"
+        assert "vs champion v1 (0.99)" in decision.reason
+    elif action == "503-while-handling":
+        # Called from an `except` block (or after a C extension left an exception set, as
+        # CatBoost does): the error the caller handles must not hide the 503 from the retry.
+        try:
+            raise RuntimeError("the caller's own error, being handled")
+        except RuntimeError:
+            decision = tracked.promote(name, 2, policy=policy)
         assert not decision.promoted and decision.previous == "1"
         assert "vs champion v1 (0.99)" in decision.reason
     else:  # no answer at all: the store is down for tracked, nothing is decided or moved
