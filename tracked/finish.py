@@ -221,8 +221,22 @@ def _log_model(
             model_type=str(model.get("flavor")),
         )
 
+    def find(client: MlflowClient) -> Any:
+        # A create whose answer was lost: the model this run logged under this name, if made.
+        made = client.search_logged_models(
+            [experiment_id],
+            filter_string=f"source_run_id = '{run_id}' AND name = '{model['name']}'",
+            max_results=1,
+        )
+        return made[0] if made else None
+
     store = shipment.store
-    logged = store.call(create, what=f"create logged model {model['name']!r}")
+    logged = store.call(
+        create,
+        what=f"create logged model {model['name']!r}",
+        idempotent=False,
+        found=None if "'" in str(model["name"]) else find,
+    )
     conf = Model.load(str(local))
     conf.run_id, conf.model_id, conf.model_uuid = run_id, logged.model_id, logged.model_id
     conf.artifact_path = logged.artifact_location

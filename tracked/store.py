@@ -74,6 +74,7 @@ DEFAULT_CONNECT_TIMEOUT = 3.0
 DEFAULT_HTTP_TIMEOUT = 30.0
 SQLITE_LOCK_TIMEOUT = 60.0  # seconds to wait for another process opening the same database
 _RETRY_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0)
+_RESENDS = 2  # times an idempotent call whose connection closed without an answer is sent again
 _WORKERS = 8
 
 _inside: contextvars.ContextVar[bool] = contextvars.ContextVar("tracked_store_call", default=False)
@@ -228,11 +229,23 @@ class Store:
     # -- calls ----------------------------------------------------------------------------------
 
     def call(
-        self, fn: Callable[[MlflowClient], T], *, what: str, timeout: float | None = None
+        self,
+        fn: Callable[[MlflowClient], T],
+        *,
+        what: str,
+        timeout: float | None = None,
+        idempotent: bool = True,
+        found: Callable[[MlflowClient], T | None] | None = None,
     ) -> T:
         """`fn(client)` under tracked's bounds; MLflow's errors become tracked's (module doc).
 
         `what` names the call in error messages ("create the run", "list versions of 'm'").
+        An `idempotent` call (a read, a tag, a batch MLflow de-duplicates) whose connection was
+        closed before any answer is sent again: that is how a server closing an idle
+        keep-alive connection under load looks, and also a proxy that dropped the request. A
+        call that creates something passes False: it may have been done. With `found` (how to
+        find what it creates), such a call looks first and sends again only if it is not
+        there; without, its caller finds out (the registry lock by its owner tag).
         """
         if _inside.get():  # a call made from inside another: already bounded, in its worker
             try:
@@ -247,7 +260,9 @@ class Store:
         if not self.http:
             return self._local_call(fn, what)
         self.probe()
-        return self._http_call(fn, what, self.http_timeout if timeout is None else timeout)
+        return self._http_call(
+            fn, what, self.http_timeout if timeout is None else timeout, idempotent, found
+        )
 
     def pages(
         self,
@@ -339,6 +354,7 @@ class Store:
                 experiment_id = self.call(
                     lambda c: str(c.create_experiment(name, artifact_location=location)),
                     what=f"create experiment {name!r}",
+                    idempotent=False,
                 )
             except StoreRejectedError:
                 # Another process created it between our look-up and create: use theirs.
@@ -364,13 +380,22 @@ class Store:
         finally:
             _inside.reset(token)
 
-    def _http_call(self, fn: Callable[[MlflowClient], T], what: str, timeout: float) -> T:
+    def _http_call(
+        self,
+        fn: Callable[[MlflowClient], T],
+        what: str,
+        timeout: float,
+        idempotent: bool,
+        found: Callable[[MlflowClient], T | None] | None,
+    ) -> T:
         _install_mlflow_bounds()
         started = time.monotonic()
         delays = iter(_RETRY_DELAYS)
+        resends = _RESENDS if idempotent or found is not None else 0
         while True:
             try:
-                return _deadline(lambda: _bounded(fn, self.client, timeout), timeout)
+                left = timeout - (time.monotonic() - started)
+                return _deadline(functools.partial(_bounded, fn, self.client, left), left)
             except concurrent.futures.TimeoutError:
                 error = StoreUnavailableError(
                     self.shown, f"no complete answer to {what} within {timeout:g} s"
@@ -389,10 +414,37 @@ class Store:
                 ):
                     time.sleep(delay)  # a back-off before asking again, not a synchronisation
                     continue
+                if (
+                    kind == "closed"
+                    and resends > 0
+                    and delay is not None
+                    and time.monotonic() + delay - started < timeout / 2
+                ):
+                    resends -= 1
+                    time.sleep(delay)  # a back-off before sending again, not a synchronisation
+                    if found is None:
+                        continue
+                    ok, existing = self._look(found, started, timeout)
+                    if ok and existing is not None:
+                        return existing
+                    if ok:
+                        continue  # not there: the create did not happen, send it again
+                    # the look-up failed too: the create may or may not be done; say so below
                 translated = self._translate(exc, what)
                 if isinstance(translated, StoreUnavailableError) and kind is not None:
                     self.mark_down(translated)
                 raise translated from exc
+
+    def _look(
+        self, found: Callable[[MlflowClient], T | None], started: float, timeout: float
+    ) -> tuple[bool, T | None]:
+        """(True, what a create whose answer was lost made, or None if it is not there), or
+        (False, None) when the look-up failed as well."""
+        left = timeout - (time.monotonic() - started)
+        try:
+            return True, _deadline(functools.partial(_bounded, found, self.client, left), left)
+        except Exception:
+            return False, None
 
     def _translate(self, exc: BaseException, what: str) -> TrackingError:
         return translate(exc, uri=self.shown, what=what)
@@ -562,8 +614,12 @@ def quiet_mlflow() -> Iterator[None]:
 
 def _failure_kind(exc: BaseException) -> str | None:
     """How a call failed: "refused" when the request never reached the server (no connection,
-    or a transient 429/5xx answer: safe to send again), "unanswered" when the server took the
-    connection but did not answer, None for an error the server answered with."""
+    or a transient 429/5xx answer: safe to send again), "closed" when the connection was closed
+    or reset before any answer (safe to send again only when the call is idempotent),
+    "unanswered" when the server took the connection but did not answer in time, None for an
+    error the server answered with."""
+    import http.client
+
     import requests.exceptions
     import urllib3.exceptions
 
@@ -587,6 +643,11 @@ def _failure_kind(exc: BaseException) -> str | None:
         ):
             return "refused"
         if isinstance(
+            error,
+            (ConnectionResetError, ConnectionAbortedError, http.client.RemoteDisconnected),
+        ):
+            kind = "closed"
+        elif kind is None and isinstance(
             error,
             (
                 TimeoutError,

@@ -457,7 +457,11 @@ def gc(
 
 
 def _delete_version(store: Store, name: str, version: str) -> None:
-    store.call(lambda c: c.delete_model_version(name, version), what=f"delete {name!r} v{version}")
+    store.call(
+        lambda c: c.delete_model_version(name, version),
+        what=f"delete {name!r} v{version}",
+        idempotent=False,
+    )
 
 
 def _row(found: ModelVersion, aliases: Sequence[str] = ()) -> VersionRow:

@@ -153,6 +153,7 @@ class RegistryLock:
                 description=description,
             ),
             what=f"take the registry lock {self.name!r}",
+            idempotent=False,
         )
 
     def _read(self, name: str) -> _Held | None:
@@ -197,6 +198,7 @@ class RegistryLock:
             self.store.call(
                 lambda c: c.rename_registered_model(self.name, target),
                 what=f"take away the registry lock {self.name!r}",
+                idempotent=False,
             )
         except (NotFoundError, StoreRejectedError, AuthenticationError):
             # gone already, another promoter took this very lock away first, or this user may
@@ -208,12 +210,14 @@ class RegistryLock:
                 self.store.call(
                     lambda c: c.delete_registered_model(target),
                     what=f"delete the registry lock {target!r}",
+                    idempotent=False,
                 )
             return True
         try:  # a fresh lock was renamed in a race: give it back to its holder
             self.store.call(
                 lambda c: c.rename_registered_model(target, self.name),
                 what=f"restore the registry lock {self.name!r}",
+                idempotent=False,
             )
         except (NotFoundError, StoreRejectedError) as error:
             logger.warning(

@@ -116,6 +116,7 @@ def register_version(
         store.call(
             lambda c: c.create_registered_model(name, tags={MANAGED: "true"}),
             what=f"create registered model {name!r}",
+            idempotent=False,
         )
     except StoreRejectedError as error:
         if error.code != "RESOURCE_ALREADY_EXISTS":
@@ -131,6 +132,7 @@ def register_version(
             model_id=model_id,
         ),
         what=f"register a version of {name!r}",
+        idempotent=False,
     )
 
 

@@ -63,21 +63,9 @@ class MlflowWriter:
     def find_run(self, experiment_id: str, run_uuid: str) -> tuple[str, str] | None:
         """(run id, artifact uri) of the run already created for journal `run_uuid`, if any."""
 
-        def find(client: MlflowClient) -> tuple[str, str] | None:
-            from mlflow.entities import ViewType
-
-            runs = client.search_runs(
-                [experiment_id],
-                filter_string=f"tags.`{T.RUN_UUID}` = '{run_uuid}'",
-                run_view_type=ViewType.ALL,
-                max_results=5,
-                order_by=["attributes.start_time ASC"],
-            )
-            if not runs:
-                return None
-            return str(runs[0].info.run_id), str(runs[0].info.artifact_uri)
-
-        return self.store.call(find, what="find the run of a journal")
+        return self.store.call(
+            functools.partial(_find_run, experiment_id, run_uuid), what="find the run of a journal"
+        )
 
     def run_info(self, run_id: str) -> tuple[str, str, str]:
         """(experiment id, artifact uri, status) of an existing run."""
@@ -141,7 +129,14 @@ class MlflowWriter:
             )
             return str(run.info.run_id), str(run.info.artifact_uri)
 
-        return self.store.call(create, what=f"create run {name!r}")
+        run_uuid = tags.get(T.RUN_UUID)
+        return self.store.call(
+            create,
+            what=f"create run {name!r}",
+            idempotent=False,
+            # an answer lost on the way back: the run is found by its journal's uuid tag
+            found=functools.partial(_find_run, experiment_id, run_uuid) if run_uuid else None,
+        )
 
     def reopen(self, run_id: str) -> None:
         """Set a finished run back to RUNNING (a resumed run)."""
@@ -461,3 +456,19 @@ def _schema_json(data: DatasetInput) -> str | None:
         for name, dtype in data.schema.items()
     ]
     return json.dumps({"mlflow_colspec": columns})
+
+
+def _find_run(experiment_id: str, run_uuid: str, client: MlflowClient) -> tuple[str, str] | None:
+    """(run id, artifact uri) of the run created for journal `run_uuid`, if there is one."""
+    from mlflow.entities import ViewType
+
+    runs = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{T.RUN_UUID}` = '{run_uuid}'",
+        run_view_type=ViewType.ALL,
+        max_results=5,
+        order_by=["attributes.start_time ASC"],
+    )
+    if not runs:
+        return None
+    return str(runs[0].info.run_id), str(runs[0].info.artifact_uri)
