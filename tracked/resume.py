@@ -87,6 +87,11 @@ def _prepare(run: TrackedRun, writer: MlflowWriter, run_id: str) -> Resumed | No
         )
         return None
     refused, sent = _left_behind(run, state["tags"].get(T.RUN_UUID), state["status"])
+    if refused is not None and state["status"] == "RUNNING":
+        # Read before this process's sender ended the run, checked after it let go of it: the
+        # store says FINISHED now (the sender lets go of a run only once it is ended there).
+        state = writer.run_state(run_id)
+        refused, sent = _left_behind(run, state["tags"].get(T.RUN_UUID), state["status"])
     if refused is not None:
         run.problems.failed(
             TrackingError(f"tracked: run {run_id} is not resumed: {refused}"),

@@ -625,11 +625,14 @@ class Sender:
                     self._idle.notify_all()
 
     def _pump(self, shipment: Shipment) -> None:
+        from tracked.store import patient
+
         now = time.monotonic()
         if shipment.failure is not None and now < shipment.retry_at:
             return
         try:
-            done = shipment.pump()
+            with patient():  # off the training thread: a busy server is waited for
+                done = shipment.pump()
         except StoreUnavailableError as error:
             shipment.failure = error
             shipment.retry_at = now + _retry_delay(shipment)

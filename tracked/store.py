@@ -76,13 +76,28 @@ SQLITE_LOCK_TIMEOUT = 60.0  # seconds to wait for another process opening the sa
 _RETRY_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0)
 _RESENDS = 2  # times an idempotent call whose connection closed without an answer is sent again
 _WORKERS = 8
+# A call the sender makes off the training thread may take this many `http_timeout`s: giving up
+# on a busy server only sends the same work again after COOL_DOWN, adding to its load.
+BACKGROUND_PATIENCE = 4
 
 _inside: contextvars.ContextVar[bool] = contextvars.ContextVar("tracked_store_call", default=False)
 _http_timeout: contextvars.ContextVar[float] = contextvars.ContextVar(
     "tracked_http_timeout", default=DEFAULT_HTTP_TIMEOUT
 )
+_patient: contextvars.ContextVar[bool] = contextvars.ContextVar("tracked_patient", default=False)
 _install_lock = threading.Lock()
 _installed = False
+
+
+@contextlib.contextmanager
+def patient() -> Iterator[None]:
+    """Calls made inside wait BACKGROUND_PATIENCE times `http_timeout` for their answer (the
+    sender's: nobody waits on them; the exit drain has its own bound, `exit_wait`)."""
+    token = _patient.set(True)
+    try:
+        yield
+    finally:
+        _patient.reset(token)
 
 
 def shown_uri(uri: str) -> str:
@@ -260,9 +275,9 @@ class Store:
         if not self.http:
             return self._local_call(fn, what)
         self.probe()
-        return self._http_call(
-            fn, what, self.http_timeout if timeout is None else timeout, idempotent, found
-        )
+        if timeout is None:
+            timeout = self.http_timeout * (BACKGROUND_PATIENCE if _patient.get() else 1)
+        return self._http_call(fn, what, timeout, idempotent, found)
 
     def pages(
         self,

@@ -41,7 +41,13 @@ def worker(args: argparse.Namespace, worker: int, start: Any, results: Any) -> N
 
     collect = Collect()
     logging.getLogger("tracked").addHandler(collect)
-    tracked.configure(tracking_uri=args.uri, experiment=args.experiment, project="load")
+    # 16 client processes, 4 server workers, PostgreSQL and the S3 endpoint share 2 cores here:
+    # at the start, when every process registers at once, a request can queue in the server
+    # for more than the default 30 s. A deployed server has cores of its own; this is the
+    # documented knob for one that is this busy (README, "Configuration").
+    tracked.configure(
+        tracking_uri=args.uri, experiment=args.experiment, project="load", http_timeout=120
+    )
 
     @tracked.tracked_training(name="load", model_name=args.model_name)
     def train(X, y, *, worker, index, C):
