@@ -393,7 +393,9 @@ class Shipment:
             run_id = self.ensure_run(slot)
             local = self.directory / str(data["file"])
             try:
-                self.writer.upload(run_id, local, str(data["path"]))
+                self.writer.upload(
+                    run_id, local, str(data["path"]), artifact_uri=self.artifact_uri(slot)
+                )
             except StoreRejectedError as error:
                 self._on_problem("artifact", f"{error}; artifact {data['path']!r} not stored")
             return False

@@ -246,19 +246,37 @@ class MlflowWriter:
         ]
         self.store.call(lambda c: c.log_inputs(run_id, datasets=entries), what="log inputs")
 
-    def upload(self, run_id: str, local: str | os.PathLike[str], artifact_path: str) -> None:
-        """Upload a file or directory to `artifact_path` inside the run's artifacts."""
+    def upload(
+        self,
+        run_id: str,
+        local: str | os.PathLike[str],
+        artifact_path: str,
+        *,
+        artifact_uri: str | None = None,
+    ) -> None:
+        """Upload a file or directory to `artifact_path` inside the run's artifacts.
+
+        With the run's `artifact_uri` (known since the run was created), MLflow's artifact
+        repository is made from it instead of asking the store for the run first.
+        """
         local = Path(local)
         head, _, tail = artifact_path.rstrip("/").rpartition("/")
+        repo = self._repo(artifact_uri)
         if local.is_dir():
 
             def send(client: MlflowClient) -> None:
-                client.log_artifacts(run_id, str(local), artifact_path)
+                if repo is not None:
+                    repo.log_artifacts(str(local), artifact_path)
+                else:
+                    client.log_artifacts(run_id, str(local), artifact_path)
 
         elif local.name == tail:
 
             def send(client: MlflowClient) -> None:
-                client.log_artifact(run_id, str(local), head or None)
+                if repo is not None:
+                    repo.log_artifact(str(local), head or None)
+                else:
+                    client.log_artifact(run_id, str(local), head or None)
 
         else:  # the staged copy has another name: lay it out under its artifact name first
             import shutil
@@ -274,13 +292,26 @@ class MlflowWriter:
                         os.link(local, target)
                     else:
                         _copy(local, target)
-                    client.log_artifact(run_id, str(target), head or None)
+                    if repo is not None:
+                        repo.log_artifact(str(target), head or None)
+                    else:
+                        client.log_artifact(run_id, str(target), head or None)
                 finally:
                     shutil.rmtree(tmp, ignore_errors=True)
 
         self.store.call(send, what=f"upload artifact {artifact_path}")
 
     # -- internals ------------------------------------------------------------------------------
+
+    def _repo(self, artifact_uri: str | None) -> Any:
+        """MLflow's artifact repository for a run's artifact URI, as MLflow's client makes it
+        (`TrackingServiceClient._get_artifact_repo`, less its `get_run`); None without a URI
+        or for a Databricks store, whose URIs MLflow rewrites first."""
+        if not artifact_uri or self.store.uri.startswith("databricks"):
+            return None
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        return get_artifact_repository(artifact_uri, tracking_uri=self.store.uri)
 
     def _artifact_location(self, experiment: str) -> str | None:
         """Keep an embedded store's artifacts beside its database, not in the working dir."""
