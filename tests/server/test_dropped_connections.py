@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from uuid import uuid4
 
 import numpy as np
 import pytest
@@ -47,7 +48,12 @@ def test_a_metric_batch_whose_connection_closed_unanswered_arrives_without_a_war
 
 @pytest.mark.parametrize(
     ("path", "what"),
-    [("/runs/create", "run"), ("/logged-models", "logged model")],
+    [
+        ("/runs/create", "run"),
+        ("/logged-models", "logged model"),
+        ("/registered-models/create", "registered model"),
+        ("/model-versions/create", "model version"),
+    ],
 )
 def test_a_create_whose_answer_was_lost_is_found_not_made_twice(
     server_store: Any,
@@ -62,7 +68,9 @@ def test_a_create_whose_answer_was_lost_is_found_not_made_twice(
     X = np.array([[0.0], [1.0], [2.0], [3.0]])
     y = np.array([0, 0, 1, 1])
 
-    @tracked.tracked_training(name="once", register=False)
+    registers = path.startswith(("/registered", "/model"))
+
+    @tracked.tracked_training(name="once", register=registers, model_name=f"once-{uuid4().hex}")
     def train(X: Any, y: Any) -> Any:
         return LogisticRegression().fit(X, y)
 
@@ -74,7 +82,9 @@ def test_a_create_whose_answer_was_lost_is_found_not_made_twice(
         with caplog.at_level(logging.WARNING, logger="tracked"):
             train(X, y)
             assert tracked.flush(timeout=120)
-    assert fault.hits == 1, f"the {what} was created a second time"
+    # A registered model is simply sent again: a second create is answered "already exists".
+    sent = 2 if what == "registered model" else 1
+    assert fault.hits == sent, f"the {what} was created a second time"
     assert [r.getMessage() for r in caplog.records if r.name.startswith("tracked")] == []
     client = client_for(server_store.uri, server_store.uri)
     experiment = client.get_experiment_by_name(server_store.experiment)
@@ -82,3 +92,6 @@ def test_a_create_whose_answer_was_lost_is_found_not_made_twice(
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
     models = client.search_logged_models([experiment.experiment_id])
     assert [m.source_run_id for m in models] == [runs[0].info.run_id]
+    if registers:
+        versions = client.search_model_versions(f"run_id = '{runs[0].info.run_id}'")
+        assert [v.version for v in versions] == ["1"]

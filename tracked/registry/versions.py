@@ -10,6 +10,7 @@ bounds and only an answer from the store reads "not found".
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -113,10 +114,9 @@ def register_version(
 
     store = as_store(store)
     try:
-        store.call(
+        store.call(  # sent again after a lost answer: "already exists" is handled below
             lambda c: c.create_registered_model(name, tags={MANAGED: "true"}),
             what=f"create registered model {name!r}",
-            idempotent=False,
         )
     except StoreRejectedError as error:
         if error.code != "RESOURCE_ALREADY_EXISTS":
@@ -133,7 +133,15 @@ def register_version(
         ),
         what=f"register a version of {name!r}",
         idempotent=False,
+        found=None if "'" in name else functools.partial(_version_of, name, run_id, source),
     )
+
+
+def _version_of(name: str, run_id: str, source: str, client: MlflowClient) -> ModelVersion | None:
+    """The version of `name` registered from `run_id`'s `source`, if there is one (a create
+    whose answer was lost)."""
+    found = client.search_model_versions(f"name = '{name}' AND run_id = '{run_id}'")
+    return next((v for v in found if v.source == source), None)
 
 
 def model_name_for(record: RunRecord, naming: str, flavor: str) -> str:
