@@ -18,6 +18,7 @@ transformers = pytest.importorskip("transformers")
 torch = pytest.importorskip("torch")
 
 from framework_checks import history, load_registered  # noqa: E402
+from tiny_bert import tiny_bert, tiny_tokenizer  # noqa: E402
 from transformers import Trainer, TrainerCallback, TrainingArguments  # noqa: E402
 
 import tracked  # noqa: E402
@@ -29,7 +30,6 @@ needs_accelerate = pytest.mark.skipif(
     reason="transformers' Trainer needs accelerate>=1.1, which is not installed",
 )
 ORIGINAL_TRAIN = vars(Trainer)["train"]
-VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad", "movie", "film", "very"]
 TEXTS = [
     "good movie",
     "bad film",
@@ -52,9 +52,7 @@ def _unpatched_after() -> Iterator[None]:
 
 @pytest.fixture
 def tokenizer(tmp_path: Path) -> Any:
-    vocab = tmp_path / "vocab.txt"
-    vocab.write_text("\n".join(VOCAB) + "\n")
-    return transformers.BertTokenizerFast(vocab_file=str(vocab))
+    return tiny_tokenizer(tmp_path)
 
 
 class Texts(torch.utils.data.Dataset):  # type: ignore[misc]
@@ -67,20 +65,6 @@ class Texts(torch.utils.data.Dataset):  # type: ignore[misc]
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         return {**{k: v[i] for k, v in self.encoded.items()}, "labels": self.labels[i]}
-
-
-def _model() -> Any:
-    torch.manual_seed(0)
-    config = transformers.BertConfig(
-        vocab_size=len(VOCAB),
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=32,
-        num_labels=2,
-    )
-    return transformers.BertForSequenceClassification(config)
 
 
 def _trainer(tokenizer: Any, root: Path, callbacks: Any = None, **options: Any) -> Any:
@@ -101,7 +85,7 @@ def _trainer(tokenizer: Any, root: Path, callbacks: Any = None, **options: Any) 
     )
     data = Texts(tokenizer)
     return Trainer(
-        model=_model(),
+        model=tiny_bert(),
         args=args,
         train_dataset=data,
         eval_dataset=data,

@@ -16,33 +16,21 @@ torch = pytest.importorskip("torch")
 
 import mlflow.pyfunc  # noqa: E402
 import pandas as pd  # noqa: E402
+from tiny_bert import tiny_bert, tiny_tokenizer  # noqa: E402
 
 from tracked.models.flavors import detect_flavor, load_model, save_model  # noqa: E402
 
-VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad", "movie", "film", "very"]
 TEXTS = ["good movie", "bad film", "very good film", "very bad movie", "good", "bad"]
 LABELS = torch.tensor([1, 0, 1, 0, 1, 0])
 
 
 @pytest.fixture
 def tokenizer(tmp_path: Path):
-    vocab = tmp_path / "vocab.txt"
-    vocab.write_text("\n".join(VOCAB) + "\n")
-    return transformers.BertTokenizerFast(vocab_file=str(vocab))
+    return tiny_tokenizer(tmp_path)
 
 
 def classifier(tokenizer):
-    torch.manual_seed(0)
-    config = transformers.BertConfig(
-        vocab_size=len(VOCAB),
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=32,
-        num_labels=2,
-    )
-    model = transformers.BertForSequenceClassification(config)
+    model = tiny_bert()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
     batch = tokenizer(TEXTS, padding=True, return_tensors="pt")
     model.train()
