@@ -74,6 +74,7 @@ DEFAULT_CONNECT_TIMEOUT = 3.0
 DEFAULT_HTTP_TIMEOUT = 30.0
 SQLITE_LOCK_TIMEOUT = 60.0  # seconds to wait for another process opening the same database
 _RETRY_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0)
+_BUSY_DATABASE = "QueuePool limit of size"  # SQLAlchemy's pool timeout, in a server's answer
 _RESENDS = 2  # times an idempotent call whose connection closed without an answer is sent again
 _WORKERS = 8
 # A call the sender makes off the training thread may take this many `http_timeout`s: giving up
@@ -429,6 +430,9 @@ class Store:
                 ):
                     time.sleep(delay)  # a back-off before asking again, not a synchronisation
                     continue
+                if kind == "busy" and time.monotonic() + (delay or 2.0) - started < timeout / 2:
+                    time.sleep(delay or 2.0)  # a back-off while the server is saturated
+                    continue
                 if (
                     kind == "closed"
                     and resends > 0
@@ -629,10 +633,11 @@ def quiet_mlflow() -> Iterator[None]:
 
 def _failure_kind(exc: BaseException) -> str | None:
     """How a call failed: "refused" when the request never reached the server (no connection,
-    or a transient 429/5xx answer: safe to send again), "closed" when the connection was closed
-    or reset before any answer (safe to send again only when the call is idempotent),
-    "unanswered" when the server took the connection but did not answer in time, None for an
-    error the server answered with."""
+    or a transient 429/5xx answer: safe to send again), "busy" when the server's database pool
+    timed out before the call did anything (sent again while time is left), "closed" when the
+    connection was closed or reset before any answer (safe to send again only when the call is
+    idempotent), "unanswered" when the server took the connection but did not answer in time,
+    None for an error the server answered with."""
     import http.client
 
     import requests.exceptions
@@ -646,6 +651,10 @@ def _failure_kind(exc: BaseException) -> str | None:
         if not isinstance(error, BaseException) or id(error) in seen:
             continue
         seen.add(id(error))
+        if _BUSY_DATABASE in str(error):
+            # The server's database pool timed out before the call touched anything; MLflow
+            # answers it as BAD_REQUEST, but the server is saturated, not refusing the call.
+            return "busy"
         if isinstance(
             error,
             (
