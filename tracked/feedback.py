@@ -41,12 +41,10 @@ def run_ended(run: TrackedRun) -> None:
     if record.parent_uuid or record.parent_run_id or _quiet(run.settings):
         return
     shipment = run._shipment
-    run_id = None
-    if shipment is not None:
-        # The sender creates the run as soon as the run starts; a short run may end first.
-        if shipment.run_id is None and shipment.failure is None:
-            shipment.created.wait(min(1.0, run.settings.connect_timeout))
-        run_id = shipment.run_id
+    # The store's run id when the sender has created the run already (a run that registered a
+    # model, or ran longer than the sender's hold); never waited for: a short run's line says
+    # it is being sent (the run's `run_id` attribute creates it on demand).
+    run_id = shipment.run_id if shipment is not None else None
     parts = [f"{len(record.latest)} metric{'s' if len(record.latest) != 1 else ''}"]
     if record.points > len(record.latest):
         parts[0] += f" ({record.points:,} points)"

@@ -456,12 +456,14 @@ def complete(shipment: Shipment) -> None:
         record = shipment.record if shipment.record is not None else fold(shipment.directory)
         record.status = str(end.get("status", "KILLED"))
         publish(shipment, record, shipment.models, shipment.intent)
-        shipment.mark("published")
+        if shipment.models or (shipment.intent or {}).get("policies"):
+            shipment.mark("published")  # each step is marked too; this skips them all at once
     if not shipment.done("ended:0"):
         run_id = shipment.ensure_run(0)
         end_time = int(end.get("end_time") or shipment.header.get("start_time") or 0)
+        # Not marked: the journal is removed next. Cut off in between, the same status and end
+        # time are written again by `tracked sync`.
         shipment.writer.end(run_id, str(end.get("status", "KILLED")), end_time)
-        shipment.mark("ended:0")
     journal = shipment.journal
     if journal is not None:
         journal.remove()

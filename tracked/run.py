@@ -540,7 +540,7 @@ class TrackedRun:
         self._data_args.update(captured.data)
 
     def _open(self) -> None:
-        from tracked.sender import Shipment, sender
+        from tracked.sender import START_HOLD, Shipment, sender
         from tracked.store import store_for
 
         record = self.record
@@ -620,6 +620,11 @@ class TrackedRun:
                 consequence=f"the run is kept in {directory}; fix the URI and run `tracked sync`",
             )
         else:
+            try:
+                store.ready()  # a dead store is said now, before the training
+            except TrackingError as error:
+                sender().note_failure(shipment, error)
+            shipment.hold_until = time.monotonic() + START_HOLD
             sender().add(shipment)
         if self._git:
             self._git_thread = threading.Thread(

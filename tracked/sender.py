@@ -13,7 +13,10 @@ after its last point. Then the journal is removed.
 
 One `Sender` thread per process runs the shipments of the live runs. The training thread never
 waits for it; the interpreter's exit does, for at most `Settings.exit_wait` seconds, and what is
-left then stays in the journal for `tracked sync`.
+left then stays in the journal for `tracked sync`. A live run's journal is left alone for its first
+`START_HOLD` seconds (unless it ends, or someone waits for it): the first contact with the store
+(opening it, creating the run, its params and tags) is the sender's costliest work, and a short
+training would otherwise share the interpreter with it.
 """
 
 from __future__ import annotations
@@ -43,9 +46,10 @@ if TYPE_CHECKING:
     from tracked.store import Store
     from tracked.writers.mlflow import MlflowWriter
 
-__all__ = ["SEND_INTERVAL", "Sender", "Shipment", "sender"]
+__all__ = ["SEND_INTERVAL", "START_HOLD", "Sender", "Shipment", "sender"]
 
 SEND_INTERVAL = 1.0  # seconds between rounds for a journal that is being written
+START_HOLD = 2.0  # seconds a live run is left to its training before the store is first called
 COMMIT_POINTS = 50_000  # points sent between two cursor updates (a SQL store)
 COMMIT_POINTS_HTTP = 1_000  # a server: one request's worth, so an outage resends little
 
@@ -78,16 +82,17 @@ class _Batch:
             self.count += 1
 
     def send(self, writer: MlflowWriter, refused: Callable[[str, list[str]], None]) -> None:
-        for run_id, params in self.params.items():
-            bad = writer.log_params(run_id, params)
-            if bad:
-                refused("params", bad)
-        for run_id, tags in self.tags.items():
-            bad = writer.set_tags(run_id, tags)
-            if bad:
-                refused("tags", bad)
-        for run_id, (keys, values, steps, stamps) in self.points.items():
-            writer.log_points(run_id, keys, values, steps, stamps)
+        for run_id in dict.fromkeys([*self.params, *self.tags, *self.points]):
+            bad_params, bad_tags = writer.log(
+                run_id,
+                params=self.params.get(run_id),
+                tags=self.tags.get(run_id),
+                points=self.points.get(run_id),
+            )
+            if bad_params:
+                refused("params", bad_params)
+            if bad_tags:
+                refused("tags", bad_tags)
         self.params.clear()
         self.tags.clear()
         self.points.clear()
@@ -128,6 +133,7 @@ class Shipment:
         self.points_sent = 0  # metric points this shipment sent (the store keeps each once)
         self.failure: TrackingError | None = None
         self.retry_at = 0.0
+        self.hold_until = 0.0  # time.monotonic() before which the sender leaves a live run be
         self.created = threading.Event()
         self._lock = threading.RLock()  # run creation, the cursor
         self._pump_lock = threading.Lock()  # one pass at a time (the sender, or sync)
@@ -153,6 +159,11 @@ class Shipment:
 
     def artifact_uri(self, slot: int = 0) -> str | None:
         return self.cursor["uris"].get(str(slot))
+
+    def held(self, now: float) -> bool:
+        """True while the sender leaves this live run to its training (see START_HOLD)."""
+        journal = self.journal
+        return now < self.hold_until and journal is not None and not journal.closed
 
     def done(self, step: str) -> Any:
         return self.cursor["done"].get(step)
@@ -205,14 +216,17 @@ class Shipment:
                 if parent:
                     tags[T.PARENT_RUN_ID] = parent
                 self._attempted = True
-                run_id, uri = writer.create_run(
+                run_id, uri, bad = writer.create_run(
                     experiment_id,
                     name=str(header.get("name") or "run"),
                     start_time=int(header.get("start_time") or now_ms()),
                     tags=tags,
+                    params=header.get("params") or {},
                 )
+                if bad:
+                    self._refused("params", bad)
             params = header.get("params") or {}
-            if params:
+            if found is not None and params:  # sent again: the store keeps what it has
                 bad = writer.log_params(run_id, params)
                 if bad:
                     self._refused("params", bad)
@@ -229,7 +243,7 @@ class Shipment:
         if found is not None:
             run_id, uri = found
         else:
-            run_id, uri = writer.create_run(
+            run_id, uri, _ = writer.create_run(
                 experiment_id,
                 name=str(child.get("name") or f"training-{slot}"),
                 start_time=int(child.get("start_time") or now_ms()),
@@ -501,6 +515,7 @@ class Sender:
         self._thread: threading.Thread | None = None
         self._busy = False
         self._reported: set[str] = set()
+        self._waiters = 0  # callers of drain/wait_for: held runs are sent for them
         J.on_write(self.wake)
 
     def add(self, shipment: Shipment) -> None:
@@ -531,10 +546,11 @@ class Sender:
         line says so) instead of holding the process for a store that is down."""
         deadline = time.monotonic() + timeout
         J.flush_all()
-        self.wake()
         # Not `with self._lock`: at exit, after a signal, the interrupted code may hold it.
         if not self._lock.acquire(timeout=min(timeout, 5.0)):
             return list(self._shipments.values())
+        self._waiters += 1
+        self.wake()
         try:
             # A run still going counts as sent once what it logged until now is sent.
             targets = {
@@ -556,6 +572,7 @@ class Sender:
                 self._wake.set()
             return [s for key, s in self._shipments.items() if key not in targets or s.failure]
         finally:
+            self._waiters -= 1
             self._lock.release()
 
     def note_failure(self, shipment: Shipment, error: TrackingError) -> None:
@@ -584,15 +601,19 @@ class Sender:
         """Wait until `shipment` is done (or its store failed, or `timeout`); True when done."""
         deadline = time.monotonic() + timeout
         J.flush_all()
-        self.wake()
         with self._lock:
-            while shipment.run_uuid in self._shipments and shipment.failure is None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                self._idle.wait(min(left, 0.25))
-                self._wake.set()
-            return shipment.finished
+            self._waiters += 1
+            self.wake()
+            try:
+                while shipment.run_uuid in self._shipments and shipment.failure is None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._idle.wait(min(left, 0.25))
+                    self._wake.set()
+                return shipment.finished
+            finally:
+                self._waiters -= 1
 
     def forget(self, shipment: Shipment | None = None) -> None:
         """Stop sending `shipment` (default: every one); its journal stays on disk, given up by
@@ -631,6 +652,8 @@ class Sender:
 
         now = time.monotonic()
         if shipment.failure is not None and now < shipment.retry_at:
+            return
+        if not self._waiters and shipment.held(now):
             return
         try:
             with patient():  # off the training thread: a busy server is waited for

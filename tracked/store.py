@@ -348,6 +348,17 @@ class Store:
         with self._lock:
             self._probed = True
 
+    def ready(self) -> None:
+        """Raise now when the store cannot be reached: an HTTP server's health check (`probe`),
+        a local database opened (its schema created or migrated); each once per process, and
+        again after the store was down. A run's start calls it, so that a dead store is said
+        before the training instead of after it; the rest of the first contact (the run, its
+        params and tags) is the sender's."""
+        if self.http:
+            self.probe()
+            return
+        self.call(lambda client: client._tracking_client.store, what="open the store")
+
     def experiment_id(self, name: str, *, create: bool = True, location: str | None = None) -> str:
         """The id of experiment `name`, restored if deleted, created if missing (`create`)."""
         with self._lock:

@@ -92,6 +92,21 @@ def test_modified_tracked_file_is_dirty_with_diff(repo: Path) -> None:
     assert "-lr = 0.1" in state.diff
 
 
+def test_each_capture_sees_the_diff_of_its_moment_redacted(repo: Path) -> None:
+    """The redacted diff is reused only for the very same diff: an edit between two runs of one
+    process shows, and a credential added by it is redacted."""
+    (repo / "train.py").write_text("lr = 0.5\n")
+    first = capture_git(repo)
+    again = capture_git(repo)
+    (repo / "train.py").write_text('lr = 0.5\ntoken = "ghp_' + "a1B2" * 9 + '"\n')
+    edited = capture_git(repo)
+
+    assert first is not None and again is not None and edited is not None
+    assert first.diff == again.diff and "+lr = 0.5" in (first.diff or "")
+    assert edited.diff is not None and "+token = " in edited.diff
+    assert "a1B2a1B2" not in edited.diff  # redacted in the new diff too
+
+
 def test_staged_change_is_dirty_too(repo: Path) -> None:
     (repo / "train.py").write_text("lr = 0.7\n")
     git(repo, "add", "train.py")

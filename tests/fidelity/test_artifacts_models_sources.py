@@ -61,6 +61,21 @@ def test_artifacts_of_temp_files_removed_right_after_the_call_are_kept(store, tm
     assert client.get_run(run.run_id).info.status == "FINISHED"
 
 
+def test_an_artifact_path_climbing_out_of_the_run_is_not_written_outside_it(store) -> None:
+    """A file placed straight into the embedded store's artifact directory goes where MLflow's
+    own repository would put it, and nowhere MLflow would refuse to."""
+    with tracked.run("climb") as run:
+        tracked.log_text("stays", "notes/ok.txt")
+        tracked.log_text("escapes?", "../../escape.txt")
+    run.flush()
+
+    info = store.client.get_run(run.run_id).info
+    root = Path(info.artifact_uri.removeprefix("file://"))
+    assert (root / "notes" / "ok.txt").read_text() == "stays"
+    assert not (root / ".." / ".." / "escape.txt").resolve().exists()
+    assert "escape.txt" not in artifact_files(store.client, run.run_id)
+
+
 # -- signatures: the model's own view of its inputs ---------------------------------------------
 
 

@@ -162,8 +162,9 @@ def test_with_the_store_down_everything_is_spooled_and_synced_to_one_run(
     [stored] = store.runs()
     assert_holds_the_users_logging(store, stored)
     assert stored.data.params["C"] == "1.0" and stored.info.status == "FINISHED"
+    # one version of the run (the registry is shared by the session's tests: not always v1)
     versions = store.client.search_model_versions(f"run_id = '{stored.info.run_id}'")
-    assert [(v.name, str(v.version)) for v in versions] == [("proj-offline", "1")]
+    assert [v.name for v in versions] == ["proj-offline"]
 
 
 def test_log_image_and_log_table_and_the_module_level_verbs_land_in_the_run(store) -> None:

@@ -292,3 +292,40 @@ def test_an_unwritable_spool_falls_back_and_the_run_is_recorded(
     assert any("cannot create" in r.getMessage() for r in caplog.records)
     (run,) = store.runs()
     assert run.data.metrics == {"ok": 3.0}
+
+
+# -- the sender's hold --------------------------------------------------------------------------
+
+
+def test_a_live_run_is_left_to_its_training_until_it_ends_or_someone_waits(
+    store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sender's first contact with the store (the run, its params and tags) waits
+    START_HOLD seconds into a run, so that a short training does not share the interpreter
+    with it; `flush()` and the run's end send what is held."""
+    from mlflow import MlflowClient
+
+    from tracked import sender as S
+
+    monkeypatch.setattr(S, "START_HOLD", 3600.0)  # the whole test is "early in the run"
+    raw = MlflowClient(tracking_uri=store.uri)  # not `store.client`: that one flushes first
+    with tracked.run("held", params={"depth": 3}) as run:
+        run.log_metrics({"loss": 0.5}, step=0)
+        [shipment] = S.sender().pending()
+        S.sender()._pump(shipment)  # one round of the sender, run here: no waiting on it
+        experiment = raw.get_experiment_by_name(store.experiment)
+        assert experiment is None or raw.search_runs([experiment.experiment_id]) == []
+
+        tracked.flush()  # someone waits for the store: what is held is sent for them
+
+        [live] = store.runs()
+        assert live.info.status == "RUNNING" and live.data.metrics == {"loss": 0.5}
+        run.log_metrics({"loss": 0.25}, step=1)
+    run.flush()
+
+    [stored] = store.runs()
+    assert stored.info.status == "FINISHED" and stored.data.params["depth"] == "3"
+    assert sorted(m.value for m in store.metric_history(stored.info.run_id, "loss")) == [
+        0.25,
+        0.5,
+    ]

@@ -4,20 +4,20 @@ It sends through `tracked.store` (the one door: bounds, error translation) with 
 never MLflow's fluent "active run" state. The sender (tracked/sender.py) calls it; the training
 thread never does, except at a run's end to publish its models.
 
-Metric points go in batches. On a SQL store (the embedded SQLite store, or a database URI)
-they are written with one multi-row INSERT per batch through MLflow's own table definitions,
-ignoring rows the store already holds (MLflow's primary key covers key, step, timestamp and
-value), then the latest values are updated as MLflow's `log_batch` would; MLflow's `log_batch`
-costs about 0.1 ms of Python per point there, the bulk insert a few microseconds. Anything
-unusual (another store type, a schema this code does not know) falls back to `log_batch`, which
-dedupes the same way on every MLflow store.
+Metric points go in batches. On a SQL store (the embedded SQLite store, or a PostgreSQL URI)
+runs, params, tags, points and statuses are written through MLflow's own table definitions and
+session by tracked/writers/sql.py, one transaction per call (a run's params, tags and points of
+one pass together): MLflow's ORM costs 2 to 5 ms of Python per call and about 0.1 ms per point
+there, the bulk insert a few microseconds per point. Anything unusual (another store type, a
+missing or deleted run, a changed param, a value MLflow refuses, a schema this code does not
+know) goes through MLflow's client instead, which answers it as MLflow does; `log_batch` dedupes
+points the same way on every MLflow store.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import math
 import os
 import threading
 import urllib.parse
@@ -27,20 +27,22 @@ from typing import TYPE_CHECKING, Any
 
 from tracked import tags as T
 from tracked.capture.keys import sanitize_key
-from tracked.errors import StoreRejectedError, TrackingError
+from tracked.errors import StoreRejectedError
 from tracked.record import DatasetInput
+from tracked.writers.sql import NOT_HANDLED
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
     from tracked.store import Store
+    from tracked.writers.sql import SqlFastPath
 
 __all__ = ["MAX_METRICS_PER_BATCH", "MAX_PARAMS_TAGS_PER_BATCH", "MlflowWriter"]
 
 MAX_METRICS_PER_BATCH = 1000  # MLflow's limits per log_batch call
 MAX_PARAMS_TAGS_PER_BATCH = 100
-SQL_BATCH = 20_000  # points per bulk INSERT on a SQL store
-_SQL_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
+_SQL_SCHEMES = ("sqlite", "postgresql")
+Points = tuple[Sequence[str], Sequence[float], Sequence[int], Sequence[int]]
 
 
 class MlflowWriter:
@@ -49,7 +51,7 @@ class MlflowWriter:
     def __init__(self, store: Store, *, artifact_location: str | None = None) -> None:
         self.store = store
         self.artifact_location = artifact_location
-        self._sql: Any = None  # MLflow's SqlAlchemyStore when the fast path applies
+        self._sql: SqlFastPath | None = None  # on a SQL store (tracked/writers/sql.py)
         self._sql_checked = False
         self._lock = threading.Lock()
 
@@ -120,8 +122,30 @@ class MlflowWriter:
         name: str,
         start_time: int,
         tags: Mapping[str, str],
-    ) -> tuple[str, str]:
-        """Create a run; returns (run id, artifact uri)."""
+        params: Mapping[str, str] | None = None,
+    ) -> tuple[str, str, list[str]]:
+        """Create a run with its tags and params; returns (run id, artifact uri, the keys of the
+        params the store refused)."""
+        run_uuid = tags.get(T.RUN_UUID)
+        # an answer lost on the way back: the run is found by its journal's uuid tag
+        found = functools.partial(_find_run, experiment_id, run_uuid) if run_uuid else None
+        sql = self._sql_store()
+        if sql is not None:
+            made = self._sql_call(
+                lambda: sql.create_run(
+                    experiment_id,
+                    name=name,
+                    start_time=start_time,
+                    tags=tags,
+                    params=params or {},
+                    user=tags.get("mlflow.user", "unknown"),
+                ),
+                what=f"create run {name!r}",
+                idempotent=False,
+                found=found,
+            )
+            if made is not NOT_HANDLED:
+                return made[0], made[1], []
 
         def create(client: MlflowClient) -> tuple[str, str]:
             run = client.create_run(
@@ -129,14 +153,10 @@ class MlflowWriter:
             )
             return str(run.info.run_id), str(run.info.artifact_uri)
 
-        run_uuid = tags.get(T.RUN_UUID)
-        return self.store.call(
-            create,
-            what=f"create run {name!r}",
-            idempotent=False,
-            # an answer lost on the way back: the run is found by its journal's uuid tag
-            found=functools.partial(_find_run, experiment_id, run_uuid) if run_uuid else None,
+        run_id, uri = self.store.call(
+            create, what=f"create run {name!r}", idempotent=False, found=found
         )
+        return run_id, uri, self.log_params(run_id, params) if params else []
 
     def reopen(self, run_id: str) -> None:
         """Set a finished run back to RUNNING (a resumed run)."""
@@ -145,12 +165,41 @@ class MlflowWriter:
         )
 
     def end(self, run_id: str, status: str, end_time: int) -> None:
+        sql = self._sql_store()
+        if sql is not None:
+            done = self._sql_call(lambda: sql.end(run_id, status, end_time), what="end run")
+            if done is not NOT_HANDLED:
+                return
         self.store.call(
             lambda c: c.set_terminated(run_id, status=status, end_time=end_time),
             what=f"end run {run_id}",
         )
 
     # -- data -----------------------------------------------------------------------------------
+
+    def log(
+        self,
+        run_id: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        tags: Mapping[str, str] | None = None,
+        points: Points | None = None,
+    ) -> tuple[list[str], list[str]]:
+        """A run's params, tags and metric points (one transaction on a SQL store); returns the
+        keys of the params and of the tags the store refused."""
+        sql = self._sql_store()
+        if sql is not None:
+            done = self._sql_call(
+                lambda: sql.log(run_id, params=params, tags=tags, points=points),
+                what="log params, tags and metric points",
+            )
+            if done is not NOT_HANDLED:
+                return [], []
+        refused_params = self.log_params(run_id, params) if params else []
+        refused_tags = self.set_tags(run_id, tags) if tags else []
+        if points is not None:
+            self.log_points(run_id, *points)
+        return refused_params, refused_tags
 
     def log_params(self, run_id: str, params: Mapping[str, str]) -> list[str]:
         """Log params; returns the keys the store refused (each refused alone, the rest kept)."""
@@ -201,16 +250,10 @@ class MlflowWriter:
             return
         sql = self._sql_store()
         if sql is not None:
-            try:
-                self.store.call(
-                    lambda _c: _sql_insert_points(sql, run_id, keys, values, steps, timestamps),
-                    what="log metric points",
-                )
+            points = (keys, values, steps, timestamps)
+            done = self._sql_call(lambda: sql.log(run_id, points=points), what="log metric points")
+            if done is not NOT_HANDLED:
                 return
-            except TrackingError:
-                raise
-            except Exception:  # pragma: no cover - an unknown schema: MLflow's own way
-                self._sql = None
         from mlflow.entities import Metric
 
         items = [
@@ -261,6 +304,13 @@ class MlflowWriter:
         """
         local = Path(local)
         head, _, tail = artifact_path.rstrip("/").rpartition("/")
+        directory = _local_directory(artifact_uri)
+        if directory is not None and _plain_path(artifact_path) and local.is_file():
+            target = directory.joinpath(*artifact_path.rstrip("/").split("/"))
+            self.store.call(
+                lambda _c: _place(local, target), what=f"upload artifact {artifact_path}"
+            )
+            return
         repo = self._repo(artifact_uri)
         if local.is_dir():
 
@@ -325,22 +375,28 @@ class MlflowWriter:
             return None
         return (db.parent / "mlartifacts" / safe).as_uri()
 
-    def _sql_store(self) -> Any:
-        """MLflow's SqlAlchemyStore behind this store, when points can be bulk-inserted."""
+    def _sql_store(self) -> SqlFastPath | None:
+        """The fast path for MLflow's SQL store behind this store (tracked/writers/sql.py)."""
         with self._lock:
             if self._sql_checked:
                 return self._sql
-            self._sql_checked = True
             if urllib.parse.urlsplit(self.store.uri).scheme.split("+")[0] not in _SQL_SCHEMES:
+                self._sql_checked = True
                 return None
-            try:
-                from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+            from tracked.writers.sql import fast_path
 
-                found = self.store.call(lambda c: c._tracking_client.store, what="open the store")
-                self._sql = found if isinstance(found, SqlAlchemyStore) else None
-            except Exception:  # pragma: no cover - MLflow internals moved: use log_batch
-                self._sql = None
+            found = self.store.call(lambda c: c._tracking_client.store, what="open the store")
+            self._sql, self._sql_checked = fast_path(found), True
             return self._sql
+
+    def _sql_call(self, write: Any, *, what: str, **options: Any) -> Any:
+        """`write()` through the store's door; NOT_HANDLED when MLflow's client should do it
+        instead: the fast path declined it, or the database refused its statements (a schema
+        this code does not know; MLflow's client then says what is wrong, if anything)."""
+        try:
+            return self.store.call(lambda _c: write(), what=what, **options)
+        except StoreRejectedError:
+            return NOT_HANDLED
 
 
 def _log_batch(client: MlflowClient, *, run_id: str, field: str, items: list[Any]) -> None:
@@ -360,77 +416,44 @@ def _copy(source: Path, target: Path) -> None:
     shutil.copyfile(source, target)
 
 
-def _sql_insert_points(
-    sql: Any,
-    run_id: str,
-    keys: Sequence[str],
-    values: Sequence[float],
-    steps: Sequence[int],
-    timestamps: Sequence[int],
-) -> None:
-    """One transaction: insert the points (duplicates ignored), then the latest values."""
-    from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlMetric
+def _local_directory(artifact_uri: str | None) -> Path | None:
+    """The directory of a run's artifacts on this machine's file system (the embedded store's
+    default), or None (another scheme: MLflow's artifact repository uploads)."""
+    if not artifact_uri:
+        return None
+    parsed = urllib.parse.urlsplit(artifact_uri)
+    if parsed.scheme == "file" and parsed.netloc in ("", "localhost"):
+        from urllib.request import url2pathname
 
-    rows = []
-    best: dict[str, tuple[int, int, float, bool]] = {}
-    finite = math.isfinite
-    for key, value, step, timestamp in zip(keys, values, steps, timestamps, strict=True):
-        is_nan = False
-        if not finite(value):
-            is_nan, value = sql.sanitize_metric_value(value)
-        rows.append((key, value, timestamp, step, is_nan, run_id))
-        seen = best.get(key)
-        if seen is None or (step, timestamp, value) > seen[:3]:
-            best[key] = (step, timestamp, value, is_nan)
-    try:  # a write session (MLflow 3 routes read-only sessions to replicas)
-        managed = sql.ManagedSessionMaker(read_only=False)
-    except TypeError:  # pragma: no cover - an MLflow without the flag
-        managed = sql.ManagedSessionMaker()
-    with managed as session:
-        run = sql._get_run(run_uuid=run_id, session=session)
-        sql._check_run_is_active(run)
-        dialect = session.bind.dialect.name
-        connection = session.connection()
-        if dialect == "sqlite":
-            # The driver's executemany: one prepared statement, rows bound in C.
-            connection.exec_driver_sql(
-                f"INSERT OR IGNORE INTO {SqlMetric.__tablename__} "
-                "(key, value, timestamp, step, is_nan, run_uuid) VALUES (?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-        elif dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
+        return Path(url2pathname(urllib.parse.unquote(parsed.path)))
+    if parsed.scheme == "" and artifact_uri.startswith("/"):
+        return Path(artifact_uri)
+    return None
 
-            names = ("key", "value", "timestamp", "step", "is_nan", "run_uuid")
-            statement = insert(SqlMetric.__table__).on_conflict_do_nothing()
-            for start in range(0, len(rows), SQL_BATCH):
-                chunk = rows[start : start + SQL_BATCH]
-                connection.execute(statement, [dict(zip(names, row, strict=True)) for row in chunk])
-        else:  # pragma: no cover - other databases: MLflow's own log_batch
-            raise NotImplementedError(dialect)
-        existing = {
-            row.key: row
-            for row in session.query(SqlLatestMetric)
-            .filter(SqlLatestMetric.run_uuid == run_id, SqlLatestMetric.key.in_(list(best)))
-            .order_by(SqlLatestMetric.key)
-            .with_for_update()
-        }
-        for key, (step, timestamp, value, is_nan) in best.items():
-            row = existing.get(key)
-            if row is None:
-                session.add(
-                    SqlLatestMetric(
-                        run_uuid=run_id,
-                        key=key,
-                        value=value,
-                        timestamp=timestamp,
-                        step=step,
-                        is_nan=is_nan,
-                    )
-                )
-            elif (step, timestamp, value) > (row.step, row.timestamp, row.value):
-                row.value, row.step, row.timestamp, row.is_nan = value, step, timestamp, is_nan
-        session.commit()
+
+def _plain_path(artifact_path: str) -> bool:
+    """A relative artifact path with no `..` or empty parts (MLflow refuses the others)."""
+    parts = artifact_path.rstrip("/").split("/")
+    return not artifact_path.startswith("/") and all(p not in ("", ".", "..") for p in parts)
+
+
+def _place(source: Path, target: Path) -> None:
+    """What MLflow's local artifact repository does for one file (a copy with its mode and
+    times), as a hard link when both are on one device (the staged file is the journal's, removed
+    once the run is sent); written under a temporary name, then renamed."""
+    import shutil
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tracked-{os.getpid()}-{threading.get_ident()}")
+    try:
+        if _same_device(source, str(target.parent)):
+            os.link(source, tmp)
+        else:
+            shutil.copy2(source, tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _dataset_input(data: DatasetInput) -> Any:
