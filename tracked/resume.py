@@ -5,7 +5,9 @@ that names the job, such as a SLURM job id) is decided here when the run starts,
 thread, with the store asked once or twice:
 
 - the run must exist; with `resume="auto"` the latest run tagged `tracked.run_key=<key>` is it,
-  and with none, a new run is started with that tag (the first attempt of a job);
+  and with none, a new run is started with that tag (the first attempt of a job); earlier
+  attempts not in the store yet (a run of this process the sender has not created, a journal a
+  killed process left in this spool) are put there first, so that the look-up finds them;
 - what the run's earlier process left in this machine's spool is sent first (`tracked sync` for
   that one journal: a run whose process was SIGKILLed is ended KILLED with everything it logged);
 - a run still being written, by a live process here (its journal is owned) or RUNNING in the store
@@ -66,6 +68,7 @@ def resume_point(run: TrackedRun, target: str, run_key: str | None) -> Resumed |
                     "resume", "resume", '"auto" needs run_key= (a job id); a new run is started'
                 )
                 return None
+            _store_earlier_attempts(run, run_key)
             experiment_id = writer.experiment_id(settings.experiment, settings.experiment_id)
             found = writer.find_by_tag(experiment_id, T.RUN_KEY, run_key)
             if found is None:
@@ -140,6 +143,32 @@ def _left_behind(run: TrackedRun, run_uuid: str | None, status: str) -> tuple[st
     if status == "RUNNING" and not run.force_resume:
         return "it is RUNNING in the store and its journal is not here (running elsewhere?)", False
     return None, False
+
+
+def _store_earlier_attempts(run: TrackedRun, run_key: str) -> None:
+    """Put the job's earlier attempts that are not in the store yet into it, so the look-up by
+    key finds them: a run of this process the sender has not created yet (a short run, still in
+    its first seconds' hold or queued behind others) is created now; a journal a dead process
+    left in this spool with the key is sent (`tracked sync` for it)."""
+    from tracked import journal as J
+    from tracked.sender import sender
+
+    mine = set()
+    for shipment in sender().pending():
+        if (shipment.header.get("tags") or {}).get(T.RUN_KEY) == run_key:
+            mine.add(shipment.run_uuid)
+            if shipment.run_id is None:
+                sender().create_now(shipment)
+    root = Path(run.settings.spool_dir)
+    for directory in J.journal_dirs(root) if root.is_dir() else ():
+        if directory.name in mine:
+            continue
+        try:
+            header = J.Reader(directory).header()
+        except Exception:  # a torn or foreign journal: `tracked sync` reports it
+            continue
+        if (header.get("tags") or {}).get(T.RUN_KEY) == run_key:
+            _sync_journal(directory, run)
 
 
 def _sync_journal(directory: Path, run: TrackedRun) -> Any:

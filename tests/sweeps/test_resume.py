@@ -113,6 +113,47 @@ def test_resume_sends_what_the_killed_process_left_before_continuing(subprocess_
     assert tracked.sync().entries == ()  # nothing left behind to flip its status later
 
 
+@pytest.mark.slow
+def test_resume_auto_continues_an_attempt_killed_before_it_reached_the_store(
+    subprocess_store,
+) -> None:
+    """A job killed in its run's first seconds (the sender had not contacted the store yet)
+    left only its journal: the next attempt with the same key sends it first and continues
+    that run, instead of starting a second one."""
+    store = subprocess_store
+    key = f"slurm-{uuid.uuid4().hex[:6]}"
+    first = _python(
+        textwrap.dedent(
+            f"""
+            import sys
+            import tracked
+            import tracked.journal
+            import tracked.sender
+
+            tracked.sender.START_HOLD = 3600.0  # the store is never contacted before the kill
+            run = tracked.run("job", resume="auto", run_key={key!r}).start()
+            for step in range(3):
+                run.log_metrics({{"loss": 1.0 / (step + 1)}}, step=step)
+            tracked.journal.flush_all()  # in the journal (flush() would wake the sender)
+            print("logged", flush=True)
+            sys.stdin.read()  # killed here
+            """
+        ),
+        stdin=subprocess.PIPE,
+    )
+    assert first.stdout.readline().strip() == "logged", first.stderr.read()
+    first.send_signal(signal.SIGKILL)
+    first.wait(30)
+    assert store.runs() == []
+
+    with tracked.run("job", resume="auto", run_key=key) as second:
+        second.log_metrics({"loss": 0.25}, step=second.next_step)
+
+    (run,) = store.runs()
+    assert run.info.run_id == second.run_id and run.data.tags[T.RESUMED] == "1"
+    assert [m.step for m in store.metric_history(run.info.run_id, "loss")] == [0, 1, 2, 3]
+
+
 def test_resume_auto_finds_the_run_by_its_key(store) -> None:
     key = f"slurm-{uuid.uuid4().hex[:6]}"
     with tracked.run("job", resume="auto", run_key=key) as first:
