@@ -60,7 +60,7 @@ def resume_point(run: TrackedRun, target: str, run_key: str | None) -> Resumed |
     from tracked.writers.mlflow import MlflowWriter
 
     settings = run.settings
-    writer = MlflowWriter(store_for(settings))
+    writer = MlflowWriter(store_for(settings), artifact_location=settings.artifact_location)
     try:
         if target == "auto":
             if not run_key:

@@ -560,6 +560,7 @@ class TrackedRun:
             "params": record.params,
             "model_name": record.model_name,
             "store": redact_value(self.settings.tracking_uri),
+            "artifact_location": self.settings.artifact_location,
             "naming": self.settings.naming,
             "pid": os.getpid(),
         }

@@ -260,7 +260,11 @@ class Shipment:
             found = self._parent_experiment()
             if found:
                 return found
-        return self.writer.experiment_id(str(header.get("experiment")), header.get("experiment_id"))
+        return self.writer.experiment_id(
+            str(header.get("experiment")),
+            header.get("experiment_id"),
+            artifact_root=header.get("artifact_location"),
+        )
 
     def _parent_experiment(self) -> str | None:
         """The experiment of the run named as parent (a child goes where its parent is)."""

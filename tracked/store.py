@@ -351,13 +351,28 @@ class Store:
     def ready(self) -> None:
         """Raise now when the store cannot be reached: an HTTP server's health check (`probe`),
         a local database opened (its schema created or migrated); each once per process, and
-        again after the store was down. A run's start calls it, so that a dead store is said
-        before the training instead of after it; the rest of the first contact (the run, its
-        params and tags) is the sender's."""
+        again after the store was down; never longer than `connect_timeout`. A run's start
+        calls it, so that a dead store is said before the training instead of after it; the
+        rest of the first contact (the run, its params and tags) is the sender's.
+
+        Opening a database can take longer than that (MLflow retries a database server for
+        about 100 s, a SQLite file may wait for another process's lock): the open then goes on
+        in the background and the sender meets its outcome."""
         if self.http:
             self.probe()
             return
-        self.call(lambda client: client._tracking_client.store, what="open the store")
+        down = self.down()
+        if down is not None:
+            raise down
+        try:
+            _deadline(
+                lambda: self.call(
+                    lambda client: client._tracking_client.store, what="open the store"
+                ),
+                self.connect_timeout,
+            )
+        except concurrent.futures.TimeoutError:
+            return
 
     def experiment_id(self, name: str, *, create: bool = True, location: str | None = None) -> str:
         """The id of experiment `name`, restored if deleted, created if missing (`create`)."""

@@ -107,6 +107,21 @@ def test_each_capture_sees_the_diff_of_its_moment_redacted(repo: Path) -> None:
     assert "a1B2a1B2" not in edited.diff  # redacted in the new diff too
 
 
+def test_a_secret_pattern_added_between_two_runs_redacts_the_same_diff(repo: Path) -> None:
+    from tracked.capture.secrets import add_secret_pattern, reset_secret_patterns
+
+    (repo / "train.py").write_text("lr = 0.5\ncode = 'ACME-7731-SECRET'\n")
+    before = capture_git(repo)
+    add_secret_pattern(r"ACME-\d{4}-SECRET")
+    try:
+        after = capture_git(repo)
+    finally:
+        reset_secret_patterns()
+
+    assert before is not None and "ACME-7731-SECRET" in (before.diff or "")
+    assert after is not None and "ACME-7731-SECRET" not in (after.diff or "")
+
+
 def test_staged_change_is_dirty_too(repo: Path) -> None:
     (repo / "train.py").write_text("lr = 0.7\n")
     git(repo, "add", "train.py")

@@ -3,6 +3,7 @@ git commit of code that has no source file (`exec`, `python -c`)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import tempfile
 import textwrap
@@ -74,6 +75,38 @@ def test_an_artifact_path_climbing_out_of_the_run_is_not_written_outside_it(stor
     assert (root / "notes" / "ok.txt").read_text() == "stays"
     assert not (root / ".." / ".." / "escape.txt").resolve().exists()
     assert "escape.txt" not in artifact_files(store.client, run.run_id)
+
+
+def test_a_file_system_that_refuses_hard_links_gets_a_copy(store, monkeypatch, tmp_path) -> None:
+    """Same device, but the link is refused (two mounts of one file system, SMB): copied. The
+    refusal is injected by patching `os.link`: no real part here refuses links on demand."""
+    import errno
+    import os
+
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", refuse)
+    with tracked.run("no-links") as run:
+        tracked.log_text("copied", "notes/c.txt")
+    assert run.flush(60)
+
+    local = store.client.download_artifacts(run.run_id, "notes/c.txt", str(tmp_path))
+    assert Path(local).read_text() == "copied"
+
+
+def test_an_artifact_root_with_a_percent_sign_is_where_mlflow_reads(
+    store, monkeypatch, tmp_path
+) -> None:
+    root = tmp_path / "art%41facts dir"
+    monkeypatch.setenv("TRACKED_ARTIFACT_LOCATION", root.as_uri())
+    with tracked.run("percent", experiment=f"pct-{os.getpid()}-{id(root)}") as run:
+        tracked.log_text("found", "notes/p.txt")
+    assert run.flush(60)
+
+    local = store.client.download_artifacts(run.run_id, "notes/p.txt", str(tmp_path / "out"))
+    assert Path(local).read_text() == "found"
+    assert list(root.rglob("p.txt"))  # under the directory the URI names
 
 
 # -- signatures: the model's own view of its inputs ---------------------------------------------

@@ -218,3 +218,37 @@ def test_what_mlflow_would_refuse_or_treat_specially_is_declined(sql: Any) -> No
     )
     assert made is NOT_HANDLED  # a name that differs from the tag: MLflow refuses it
     assert client.get_run(run_id).data.params == {}
+
+
+def test_many_keys_in_one_pass_stay_under_sqlites_variable_limit(tmp_path) -> None:
+    """SQLite builds before 3.32 bind at most 999 variables per statement (this one is set so on
+    its connections): 1,500 metric keys and params in one pass go in lists of 500."""
+    import sqlite3
+
+    from sqlalchemy import event
+
+    uri = f"sqlite:///{(tmp_path / 'mlflow.db').as_posix()}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    store = client._tracking_client.store
+    store.engine.dispose()
+
+    def old_sqlite(connection: Any, _record: Any) -> None:
+        connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
+
+    event.listen(store.engine, "connect", old_sqlite)
+    fast = fast_path(store)
+    assert fast is not None
+    experiment_id = client.create_experiment("many")
+    run_id, _ = fast.create_run(experiment_id, name="r", start_time=1, tags={}, params={}, user="u")
+    keys = [f"m{i}" for i in range(1500)]
+
+    answer = fast.log(
+        run_id,
+        params={f"p{i}": str(i) for i in range(1500)},
+        points=(keys, [1.0] * 1500, [0] * 1500, [1] * 1500),
+    )
+    again = fast.log(run_id, points=(keys, [2.0] * 1500, [1] * 1500, [2] * 1500))
+
+    assert answer is True and again is True
+    run = client.get_run(run_id)
+    assert len(run.data.params) == 1500 and set(run.data.metrics.values()) == {2.0}

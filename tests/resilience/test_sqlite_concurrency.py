@@ -102,3 +102,40 @@ def test_eight_processes_on_one_fresh_sqlite_store_lose_nothing(tmp_path: Path) 
             history = client.get_metric_history(run.info.run_id, key)
             assert sorted(m.step for m in history) == list(range(STEPS)), (key, run.info.run_id)
     assert finals == {float(w * 100 + r) for w in range(WORKERS) for r in range(RUNS_PER_WORKER)}
+
+
+def test_a_store_held_open_by_another_process_never_holds_the_training(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process is opening (creating, migrating) the same SQLite database, holding
+    tracked's open lock: the run's start checks the store for at most `connect_timeout`, the
+    training runs, and the run reaches the store once the lock is let go."""
+    import fcntl
+    import logging
+    import os
+
+    database = tmp_path / "mlflow.db"
+    uri = f"sqlite:///{database.as_posix()}"
+    lock = os.open(database.with_name(database.name + ".tracked-open.lock"), os.O_RDWR | os.O_CREAT)
+    fcntl.flock(lock, fcntl.LOCK_EX)  # another open file description: it blocks tracked's
+    said_before: list[str] = []
+    monkeypatch.setenv("TRACKED_CONNECT_TIMEOUT", "0.5")
+
+    @tracked.tracked_training(tracking_uri=uri, experiment="held")
+    def train() -> dict[str, float]:
+        said_before.extend(r.getMessage() for r in caplog.records)
+        return {"acc": 0.5}
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="tracked"):
+            assert train() == {"acc": 0.5}
+        assert said_before == []  # not the 60 s lock timeout's line: the start did not wait
+    finally:
+        os.close(lock)  # let go: the open goes on
+    assert tracked.flush(120)
+    from tracked.store import client_for
+
+    client = client_for(uri, uri)
+    experiment = client.get_experiment_by_name("held")
+    [stored] = client.search_runs([experiment.experiment_id])
+    assert stored.data.metrics == {"acc": 0.5} and stored.info.status == "FINISHED"

@@ -12,7 +12,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 
-from tracked.capture.secrets import redact_value, strip_url_credentials
+from tracked.capture.secrets import redact_value, strip_url_credentials, value_rules
 
 __all__ = ["GitState", "capture_git"]
 
@@ -102,20 +102,22 @@ def _redacted_diff(diff: str) -> str:
     An uncommitted change may hold a credential. Redacted a little past the cut, so that a token
     across it still has its shape, and no further: a huge diff costs no more. Redacting is
     Python work (8 ms for a 25 KB diff) on a thread beside the training, and runs of one process
-    mostly see the same diff: the last answer is kept for the same diff."""
+    mostly see the same diff: the last answer is kept for the same diff under the same rules (a
+    pattern added with `add_secret_pattern` since makes it redact again)."""
     global _last_diff
+    rules = value_rules()
     last = _last_diff
-    if last is not None and last[0] == diff:
-        return last[1]
+    if last is not None and last[0] == diff and last[1] is rules:
+        return last[2]
     cut = len(diff) > MAX_DIFF_BYTES
     redacted = redact_value(diff[: MAX_DIFF_BYTES + _REDACT_SLACK])
     if cut:
         redacted = redacted[:MAX_DIFF_BYTES] + f"\n... diff truncated at {MAX_DIFF_BYTES} bytes\n"
-    _last_diff = (diff, redacted)
+    _last_diff = (diff, rules, redacted)
     return redacted
 
 
-_last_diff: tuple[str, str] | None = None  # (diff, redacted): one per process
+_last_diff: tuple[str, object, str] | None = None  # (diff, rules, redacted): one per process
 
 
 @functools.lru_cache(maxsize=1)

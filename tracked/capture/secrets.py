@@ -79,6 +79,7 @@ __all__ = [
     "redact_value",
     "reset_secret_patterns",
     "strip_url_credentials",
+    "value_rules",
 ]
 
 REDACTED = "***"
@@ -437,6 +438,12 @@ _COMPILE: dict[str, Callable[[str], re.Pattern[str]]] = {
     "value": re.compile,
     "name": lambda source: re.compile(source, re.IGNORECASE),
 }
+
+
+def value_rules() -> tuple[re.Pattern[str], ...]:
+    """The value patterns added with `add_secret_pattern` now: a new tuple whenever one is added
+    or they are reset, so that a cache of redacted text can tell it is out of date."""
+    return _value_patterns
 
 
 def add_secret_pattern(pattern: str | re.Pattern[str], *, kind: str = "value") -> None:

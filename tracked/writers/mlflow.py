@@ -57,10 +57,15 @@ class MlflowWriter:
 
     # -- runs -----------------------------------------------------------------------------------
 
-    def experiment_id(self, name: str, experiment_id: str | None = None) -> str:
+    def experiment_id(
+        self, name: str, experiment_id: str | None = None, *, artifact_root: str | None = None
+    ) -> str:
+        """The experiment's id; one that is created keeps its artifacts under `artifact_root`
+        (the run's `artifact_location` setting), else the writer's, else the store's default."""
         if experiment_id:
             return experiment_id
-        return self.store.experiment_id(name, location=self._artifact_location(name))
+        location = self._artifact_location(name, artifact_root or self.artifact_location)
+        return self.store.experiment_id(name, location=location)
 
     def find_run(self, experiment_id: str, run_uuid: str) -> tuple[str, str] | None:
         """(run id, artifact uri) of the run already created for journal `run_uuid`, if any."""
@@ -363,13 +368,14 @@ class MlflowWriter:
 
         return get_artifact_repository(artifact_uri, tracking_uri=self.store.uri)
 
-    def _artifact_location(self, experiment: str) -> str | None:
-        """Keep an embedded store's artifacts beside its database, not in the working dir."""
+    def _artifact_location(self, experiment: str, root: str | None) -> str | None:
+        """Under `root` when given; else keep an embedded store's artifacts beside its database,
+        not in the working dir."""
         from tracked.store import sqlite_path
 
         safe = sanitize_key(experiment).replace("/", "_")
-        if self.artifact_location:
-            return self.artifact_location.rstrip("/") + "/" + safe
+        if root:
+            return root.rstrip("/") + "/" + safe
         db = sqlite_path(self.store.uri)
         if db is None:
             return None
@@ -418,23 +424,28 @@ def _copy(source: Path, target: Path) -> None:
 
 def _local_directory(artifact_uri: str | None) -> Path | None:
     """The directory of a run's artifacts on this machine's file system (the embedded store's
-    default), or None (another scheme: MLflow's artifact repository uploads)."""
+    default), as MLflow's local artifact repository finds it; None for another scheme (MLflow's
+    artifact repository uploads)."""
     if not artifact_uri:
         return None
     parsed = urllib.parse.urlsplit(artifact_uri)
-    if parsed.scheme == "file" and parsed.netloc in ("", "localhost"):
-        from urllib.request import url2pathname
+    local = (parsed.scheme == "file" and parsed.netloc in ("", "localhost")) or (
+        parsed.scheme == "" and artifact_uri.startswith("/")
+    )
+    if not local:
+        return None
+    from mlflow.utils.file_utils import local_file_uri_to_path
 
-        return Path(url2pathname(urllib.parse.unquote(parsed.path)))
-    if parsed.scheme == "" and artifact_uri.startswith("/"):
-        return Path(artifact_uri)
-    return None
+    return Path(local_file_uri_to_path(artifact_uri))
 
 
 def _plain_path(artifact_path: str) -> bool:
-    """A relative artifact path with no `..` or empty parts (MLflow refuses the others)."""
+    """A relative artifact path with no `..`, empty or backslashed parts (MLflow's repository
+    judges the others)."""
     parts = artifact_path.rstrip("/").split("/")
-    return not artifact_path.startswith("/") and all(p not in ("", ".", "..") for p in parts)
+    if artifact_path.startswith("/") or "\\" in artifact_path:
+        return False
+    return all(p not in ("", ".", "..") for p in parts)
 
 
 def _place(source: Path, target: Path) -> None:
@@ -446,9 +457,12 @@ def _place(source: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tracked-{os.getpid()}-{threading.get_ident()}")
     try:
-        if _same_device(source, str(target.parent)):
+        try:
+            if not _same_device(source, str(target.parent)):
+                raise OSError("another device")
             os.link(source, tmp)
-        else:
+        except OSError:  # another device, or a file system (or mount) that refuses the link
+            tmp.unlink(missing_ok=True)
             shutil.copy2(source, tmp)
         os.replace(tmp, target)
     except BaseException:

@@ -38,7 +38,7 @@ def fast_path(store: Any) -> SqlFastPath | None:
     try:
         from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
-        if not isinstance(store, SqlAlchemyStore):
+        if type(store) is not SqlAlchemyStore:  # a subclass (workspaces) filters its queries
             return None
         if store.engine.dialect.name not in _DIALECTS:
             return None
@@ -221,13 +221,15 @@ class SqlFastPath:
         from sqlalchemy import select
 
         keys = [row["key"] for row in rows]
-        existing = dict(
-            connection.execute(
-                select(self.params.c.key, self.params.c.value).where(
-                    self.params.c.run_uuid == run_id, self.params.c.key.in_(keys)
-                )
-            ).all()
-        )
+        existing: dict[str, str] = {}
+        for part in _parts(keys):
+            existing.update(
+                connection.execute(
+                    select(self.params.c.key, self.params.c.value).where(
+                        self.params.c.run_uuid == run_id, self.params.c.key.in_(part)
+                    )
+                ).all()
+            )
         if any(existing.get(row["key"], row["value"]) != row["value"] for row in rows):
             raise _NotHandled  # a changed value: MLflow refuses it, and says so
         new = [{**row, "run_uuid": run_id} for row in rows if row["key"] not in existing]
@@ -279,14 +281,18 @@ class SqlFastPath:
                 chunk = rows[start : start + SQL_BATCH]
                 connection.execute(statement, [dict(zip(names, row, strict=True)) for row in chunk])
         latest = self.latest
-        query = (
-            select(latest.c.key, latest.c.step, latest.c.timestamp, latest.c.value)
-            .where(latest.c.run_uuid == run_id, latest.c.key.in_(list(best)))
-            .order_by(latest.c.key)
-        )
-        if self.dialect != "sqlite":
-            query = query.with_for_update()
-        existing = {r.key: (r.step, r.timestamp, r.value) for r in connection.execute(query)}
+        existing = {}
+        for part in _parts(sorted(best)):
+            query = (
+                select(latest.c.key, latest.c.step, latest.c.timestamp, latest.c.value)
+                .where(latest.c.run_uuid == run_id, latest.c.key.in_(part))
+                .order_by(latest.c.key)
+            )
+            if self.dialect != "sqlite":
+                query = query.with_for_update()
+            existing.update(
+                {r.key: (r.step, r.timestamp, r.value) for r in connection.execute(query)}
+            )
         inserts, updates = [], []
         for key, (step, timestamp, value, is_nan) in best.items():
             row = {"key": key, "value": value, "timestamp": timestamp, "step": step}
@@ -334,3 +340,9 @@ def _validated(validate: Any, items: Mapping[str, str]) -> list[dict[str, str]]:
         checked = validate(key, value)
         rows.append({"key": checked.key, "value": checked.value})
     return rows
+
+
+def _parts(keys: list[str], size: int = 500) -> list[list[str]]:
+    """`keys` in lists of `size`: one IN (...) each, under SQLite's bound-variable limit (999
+    before SQLite 3.32), as MLflow batches its own."""
+    return [keys[i : i + size] for i in range(0, len(keys), size)]
