@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from tracked import journal as J
 from tracked import tags as T
-from tracked.errors import NotFoundError, TrackingError
+from tracked.errors import NotFoundError, StoreRejectedError, TrackingError
 from tracked.journal import Kind
 from tracked.record import DatasetInput, ModelCapture, RunRecord, Slot
 
@@ -250,13 +250,30 @@ def _log_model(
         for k, p in list(latest.items())[:1000]
     ]
 
-    def link(client: MlflowClient) -> None:
+    def output(client: MlflowClient) -> bool:
         client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
+        return True
+
+    def linked(client: MlflowClient) -> bool | None:
+        outputs = client.get_run(run_id).outputs
+        found = outputs.model_outputs if outputs is not None else []
+        return True if any(o.model_id == logged.model_id for o in found) else None
+
+    def finalize(client: MlflowClient) -> None:
         if metrics:
             client.log_batch(run_id, metrics=metrics, synchronous=True)
         client.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
 
-    store.call(link, what=f"link model {model['name']!r} to its run")
+    what = f"link model {model['name']!r} to its run"
+    try:
+        # Not sent twice: the store refuses a second link (a duplicate key), so an answer lost
+        # on the way back is looked for first.
+        store.call(output, what=what, idempotent=False, found=linked)
+    except StoreRejectedError:
+        if not store.get_or_none(linked, what=what):
+            raise
+        # linked by an earlier attempt (a replay after a crash right after it): done
+    store.call(finalize, what=what)
     writer = shipment.writer
     writer.set_tags(
         run_id,

@@ -212,6 +212,7 @@ class Store:
         self.http_timeout = http_timeout
         self._down: _Down | None = None
         self._probed = False
+        self._opened = False  # a local database opened once by `ready`
         self._lock = threading.Lock()
         self._experiments: dict[str, str] = {}
 
@@ -237,6 +238,7 @@ class Store:
         with self._lock:
             self._down = _Down(error, time.monotonic() + COOL_DOWN)
             self._probed = False
+            self._opened = False
 
     def mark_up(self) -> None:
         with self._lock:
@@ -364,6 +366,8 @@ class Store:
         down = self.down()
         if down is not None:
             raise down
+        if self._opened:
+            return
         try:
             _deadline(
                 lambda: self.call(
@@ -373,6 +377,7 @@ class Store:
             )
         except concurrent.futures.TimeoutError:
             return
+        self._opened = True
 
     def experiment_id(self, name: str, *, create: bool = True, location: str | None = None) -> str:
         """The id of experiment `name`, restored if deleted, created if missing (`create`)."""

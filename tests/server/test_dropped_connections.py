@@ -53,6 +53,7 @@ def test_a_metric_batch_whose_connection_closed_unanswered_arrives_without_a_war
         ("/logged-models", "logged model"),
         ("/registered-models/create", "registered model"),
         ("/model-versions/create", "model version"),
+        ("/runs/outputs", "link of the logged model to its run"),
     ],
 )
 def test_a_create_whose_answer_was_lost_is_found_not_made_twice(
@@ -69,6 +70,7 @@ def test_a_create_whose_answer_was_lost_is_found_not_made_twice(
     y = np.array([0, 0, 1, 1])
 
     registers = path.startswith(("/registered", "/model"))
+    # a second link is refused by the store (a duplicate key): the link is looked for first
 
     @tracked.tracked_training(name="once", register=registers, model_name=f"once-{uuid4().hex}")
     def train(X: Any, y: Any) -> Any:
