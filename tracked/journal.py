@@ -54,6 +54,7 @@ __all__ = [
     "Reader",
     "claim",
     "encode_points",
+    "header_of",
     "journal_dirs",
     "read_cursor",
     "write_cursor",
@@ -604,6 +605,15 @@ def journal_dirs(spool_dir: Path, *, clean: bool = False) -> list[Path]:
         if (path / JOURNAL_FILE).is_file():
             found.append(path)
     return sorted(found, key=lambda p: ((p / JOURNAL_FILE).stat().st_mtime_ns, p.name))
+
+
+def header_of(directory: Path) -> dict[str, Any]:
+    """The START header of the journal in `directory`; {} when it cannot be read (torn, foreign,
+    gone: `tracked sync` reports those)."""
+    try:
+        return Reader(directory).header()
+    except (SpoolError, OSError, ValueError):
+        return {}
 
 
 def read_cursor(directory: Path) -> dict[str, Any]:

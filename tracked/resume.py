@@ -163,11 +163,7 @@ def _store_earlier_attempts(run: TrackedRun, run_key: str) -> None:
     for directory in J.journal_dirs(root) if root.is_dir() else ():
         if directory.name in mine:
             continue
-        try:
-            header = J.Reader(directory).header()
-        except Exception:  # a torn or foreign journal: `tracked sync` reports it
-            continue
-        if (header.get("tags") or {}).get(T.RUN_KEY) == run_key:
+        if (J.header_of(directory).get("tags") or {}).get(T.RUN_KEY) == run_key:
             _sync_journal(directory, run)
 
 

@@ -196,6 +196,7 @@ class Shipment:
         header = self.header
         writer = self.writer
         if slot == 0:
+            params = header.get("params") or {}
             experiment_id = self._experiment_id()
             resume = header.get("resume_run_id")
             found = None
@@ -221,11 +222,10 @@ class Shipment:
                     name=str(header.get("name") or "run"),
                     start_time=int(header.get("start_time") or now_ms()),
                     tags=tags,
-                    params=header.get("params") or {},
+                    params=params,
                 )
                 if bad:
                     self._refused("params", bad)
-            params = header.get("params") or {}
             if found is not None and params:  # sent again: the store keeps what it has
                 bad = writer.log_params(run_id, params)
                 if bad:

@@ -350,6 +350,12 @@ class Store:
         with self._lock:
             self._probed = True
 
+    def backend(self) -> Any:
+        """MLflow's tracking store object behind the client (a SqlAlchemyStore for a database,
+        a RestStore for a server), opened if need be: a database's schema is created or
+        migrated then."""
+        return self.call(lambda client: client._tracking_client.store, what="open the store")
+
     def ready(self) -> None:
         """Raise now when the store cannot be reached: an HTTP server's health check (`probe`),
         a local database opened (its schema created or migrated); each once per process, and
@@ -369,12 +375,7 @@ class Store:
         if self._opened:
             return
         try:
-            _deadline(
-                lambda: self.call(
-                    lambda client: client._tracking_client.store, what="open the store"
-                ),
-                self.connect_timeout,
-            )
+            _deadline(self.backend, self.connect_timeout)
         except concurrent.futures.TimeoutError:
             return
         self._opened = True

@@ -222,7 +222,7 @@ def _one(
         sender().forget(mine)  # a run of this process whose store failed: sync takes it over
     with J.claim(directory) as owned:
         if not owned and mine is None:
-            pid = _header(directory).get("pid")
+            pid = J.header_of(directory).get("pid")
             detail = f"still being written and sent by process {pid}" if pid else "in use"
             return SyncEntry(directory.name, "live", str(directory), detail=detail), down
         try:
@@ -362,13 +362,6 @@ def _append_end(directory: Path) -> None:
         fh.write(J.frame(Kind.END, payload))
         fh.flush()
         os.fsync(fh.fileno())
-
-
-def _header(directory: Path) -> dict[str, Any]:
-    try:
-        return Reader(directory).header()
-    except (SpoolError, OSError, ValueError):
-        return {}
 
 
 def _entry(summary: _Summary, state: str, **details: Any) -> SyncEntry:

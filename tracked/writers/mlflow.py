@@ -343,10 +343,7 @@ class MlflowWriter:
                 tmp = tempfile.mkdtemp(prefix="tracked-upload-")
                 try:
                     target = Path(tmp, tail)
-                    if _same_device(local, tmp):
-                        os.link(local, target)
-                    else:
-                        _copy(local, target)
+                    _link_or_copy(local, target)
                     if repo is not None:
                         repo.log_artifact(str(target), head or None)
                     else:
@@ -391,8 +388,7 @@ class MlflowWriter:
                 return None
             from tracked.writers.sql import fast_path
 
-            found = self.store.call(lambda c: c._tracking_client.store, what="open the store")
-            self._sql, self._sql_checked = fast_path(found), True
+            self._sql, self._sql_checked = fast_path(self.store.backend()), True
             return self._sql
 
     def _sql_call(self, write: Any, *, what: str, **options: Any) -> Any:
@@ -416,10 +412,19 @@ def _same_device(path: Path, directory: str) -> bool:
         return False
 
 
-def _copy(source: Path, target: Path) -> None:
+def _link_or_copy(source: Path, target: Path) -> None:
+    """`target` as a hard link to `source` when both are on one device and the file system takes
+    it (not across two mounts of one file system, not on SMB), else a copy with its mode and
+    times."""
     import shutil
 
-    shutil.copyfile(source, target)
+    if _same_device(source, str(target.parent)):
+        try:
+            os.link(source, target)
+            return
+        except OSError:
+            pass
+    shutil.copy2(source, target)
 
 
 def _local_directory(artifact_uri: str | None) -> Path | None:
@@ -452,18 +457,10 @@ def _place(source: Path, target: Path) -> None:
     """What MLflow's local artifact repository does for one file (a copy with its mode and
     times), as a hard link when both are on one device (the staged file is the journal's, removed
     once the run is sent); written under a temporary name, then renamed."""
-    import shutil
-
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tracked-{os.getpid()}-{threading.get_ident()}")
     try:
-        try:
-            if not _same_device(source, str(target.parent)):
-                raise OSError("another device")
-            os.link(source, tmp)
-        except OSError:  # another device, or a file system (or mount) that refuses the link
-            tmp.unlink(missing_ok=True)
-            shutil.copy2(source, tmp)
+        _link_or_copy(source, tmp)
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
